@@ -1,0 +1,35 @@
+"""Typed access to what `create_app` built, for the routers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.jobs.executors.base import Executor
+from service.jobs.service import JobService
+from service.processors.registry import ProcessorRegistry
+
+
+@dataclass
+class Services:
+    """Everything the lifespan built; stored on `app.state.services`."""
+
+    settings: Settings
+    jobs: JobService
+    registry: ProcessorRegistry
+    executor: Executor
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_jobs(request: Request) -> JobService:
+    return request.app.state.services.jobs
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]

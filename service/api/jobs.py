@@ -1,0 +1,104 @@
+"""/v1/jobs: submit, poll, list, cancel/delete."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
+
+from service.api.deps import JobsDep
+from service.api.ranges import etag_matches
+from service.api.schemas import JobList, JobOut
+from service.api.upload_route import UploadRoute
+from service.errors import PROBLEM_JSON
+from service.jobs.states import JobStatus
+from service.uploadfile import OwnedUpload
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+upload_router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=UploadRoute)
+
+_PROBLEMS = {
+    code: {"content": {PROBLEM_JSON: {}}, "description": text}
+    for code, text in {
+        400: "Malformed request or multipart body",
+        404: "No such job",
+        413: "Upload too large",
+        415: "The processor does not accept this type of file",
+        422: "Invalid fields, unknown processor, invalid params or empty file",
+    }.items()
+}
+
+
+def _job_response(request: Request, job: JobOut, status_code: int = 200) -> Response:
+    body = job.model_dump_json().encode()
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if not job.status.is_final:
+        headers["Retry-After"] = "1" if job.status is JobStatus.RUNNING else "2"
+    if status_code == 200:
+        inm = request.headers.get("if-none-match")
+        if inm is not None and etag_matches(inm, etag):
+            return Response(status_code=304, headers=headers)
+    return Response(body, status_code=status_code, headers=headers, media_type="application/json")
+
+
+@upload_router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses=_PROBLEMS,
+    summary="Upload a file and start a job",
+)
+async def submit_job(
+    request: Request,
+    jobs: JobsDep,
+    background: BackgroundTasks,
+    file: Annotated[UploadFile, File(description="The file to process.")],
+    processor: Annotated[str, Form(min_length=1, description="Processor name.")],
+    params: Annotated[str | None, Form(description="Processor params, a JSON object.")] = None,
+    delete_after_download: Annotated[bool, Form()] = False,
+) -> Response:
+    # From here on the job, not the request, owns the open upload (see service/uploadfile.py).
+    upload = OwnedUpload.take(file)
+    try:
+        job = await jobs.submit(upload, processor.strip(), params, delete_after_download)
+    except BaseException:
+        await upload.release()
+        raise
+    background.add_task(jobs.executor.submit, job.id, upload)
+    response = _job_response(request, JobOut.of(job), status_code=202)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return response
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=_PROBLEMS, summary="Poll a job")
+async def get_job(job_id: str, request: Request, jobs: JobsDep) -> Response:
+    return _job_response(request, JobOut.of(await jobs.get(job_id)))
+
+
+@router.get("", response_model=JobList, summary="List jobs, newest first")
+async def list_jobs(
+    jobs: JobsDep,
+    status: JobStatus | None = None,
+    processor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> JobList:
+    items, next_cursor = await jobs.list(
+        limit=limit, cursor=cursor, status=status, processor=processor
+    )
+    return JobList(items=[JobOut.of(j) for j in items], next_cursor=next_cursor)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    responses=_PROBLEMS,
+    summary="Cancel a queued or running job; delete a finished one",
+)
+async def delete_job(job_id: str, jobs: JobsDep) -> Response:
+    await jobs.cancel_or_delete(job_id)
+    return Response(status_code=204)
+
+

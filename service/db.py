@@ -1,0 +1,66 @@
+"""Engines and transactions. Built in the app's lifespan, passed down, never global."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def _sqlite_engine(url: str, *, begin: str, durable: bool) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """A reader and a writer session factory over one database.
+
+    On SQLite, writes begin with BEGIN IMMEDIATE: a deferred transaction that reads and then
+    writes can fail at once with SQLITE_BUSY (busy_timeout does not apply to that upgrade),
+    while IMMEDIATE waits its turn. Reads stay deferred so they never queue behind writers.
+    """
+
+    def __init__(self, url: str, *, durable: bool = True) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", durable=durable)
+            self.read_engine = _sqlite_engine(url, begin="BEGIN", durable=durable)
+        else:
+            self.write_engine = self.read_engine = create_async_engine(url, pool_pre_ping=True)
+        self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction committed when the block exits normally, rolled back otherwise."""
+        async with self._writer() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reader() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()

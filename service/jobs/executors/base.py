@@ -1,0 +1,29 @@
+"""The executor contract: how accepted jobs get run. Chosen once at start-up."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from service.uploadfile import OwnedUpload
+
+
+class Executor(Protocol):
+    async def start(self) -> None:
+        """Begin taking jobs (called in the app's lifespan)."""
+        ...
+
+    async def submit(self, job_id: str, upload: OwnedUpload | None = None) -> None:
+        """Schedule a queued job and return at once. The executor owns `upload` from here on
+        (a still-open copy of the stored input, or None to read it from storage) and releases
+        it whatever happens."""
+        ...
+
+    async def cancel(self, job_id: str) -> bool:
+        """Stop the job if it is running here; True once it has stopped, False if it was not
+        running here."""
+        ...
+
+    async def shutdown(self) -> None:
+        """Stop taking jobs, interrupt running ones (they return to `queued` for the next
+        start), release everything held."""
+        ...

@@ -1,0 +1,95 @@
+"""The embedded executor: a FIFO queue drained by `workers` asyncio tasks in the server process.
+
+Processors run in worker threads (bounded by the runner's limiter), never on the event loop.
+Durability does not come from here: every submitted job already has its row and stored input,
+and `recover()` re-submits whatever a previous process left unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from service.jobs.runner import JobRunner, RunControl
+from service.uploadfile import OwnedUpload
+
+log = logging.getLogger(__name__)
+
+_Item = tuple[str, OwnedUpload | None]
+
+
+class InProcessExecutor:
+    def __init__(self, runner: JobRunner, workers: int, *, stop_timeout: float = 10.0) -> None:
+        self.runner = runner
+        self.workers = workers
+        self.stop_timeout = stop_timeout
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._running: dict[str, RunControl] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"filejob-worker-{n}")
+            for n in range(self.workers)
+        ]
+
+    async def submit(self, job_id: str, upload: OwnedUpload | None = None) -> None:
+        if self._closed:
+            # Stays queued in the database; the next start picks it up.
+            if upload is not None:
+                await upload.release()
+            return
+        self._queue.put_nowait((job_id, upload))
+
+    async def cancel(self, job_id: str) -> bool:
+        control = self._running.get(job_id)
+        if control is None:
+            return False
+        control.reason = "cancel"
+        control.stop.set()
+        await control.done.wait()
+        return True
+
+    async def drain(self) -> None:
+        """Wait until every submitted job has been run (tests' "burst mode")."""
+        await self._queue.join()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def shutdown(self) -> None:
+        self._closed = True
+        for control in self._running.values():
+            control.reason = "shutdown"
+            control.stop.set()
+        pending = [c.done.wait() for c in self._running.values()]
+        if pending:
+            try:
+                await asyncio.wait_for(asyncio.gather(*pending), self.stop_timeout)
+            except TimeoutError:
+                log.warning("%d job(s) did not stop in %.0fs", len(pending), self.stop_timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._queue.empty():
+            _, upload = self._queue.get_nowait()
+            if upload is not None:
+                await upload.release()
+
+    async def _work(self) -> None:
+        while True:
+            job_id, upload = await self._queue.get()
+            control = RunControl()
+            self._running[job_id] = control
+            try:
+                await self.runner.run(job_id, upload, control)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s: runner failed", job_id)
+            finally:
+                self._running.pop(job_id, None)
+                control.done.set()
+                self._queue.task_done()

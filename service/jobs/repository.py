@@ -1,0 +1,133 @@
+"""Every query against `jobs`. Callers own the transaction (see `Database.read/write`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.jobs.model import Job, utcnow
+from service.jobs.states import JobStatus, check_transition, sources_of
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, job: Job) -> Job:
+        self.session.add(job)
+        await self.session.flush()
+        return job
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self.session.scalar(select(Job).where(Job.id == job_id))
+
+    async def list(
+        self,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        status: JobStatus | None = None,
+        processor: str | None = None,
+    ) -> Sequence[Job]:
+        """Newest first; `before_seq` continues after the last row of the previous page."""
+        query = select(Job).order_by(Job.seq.desc()).limit(limit)
+        if before_seq is not None:
+            query = query.where(Job.seq < before_seq)
+        if status is not None:
+            query = query.where(Job.status == status)
+        if processor is not None:
+            query = query.where(Job.processor == processor)
+        return (await self.session.scalars(query)).all()
+
+    async def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        expected: Iterable[JobStatus] | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move the job to `target` if it is in one of `expected` (default: every legal source).
+
+        A compare-and-set in one UPDATE, so two racing writers (a cancel and a finishing
+        worker) cannot both win. Returns whether this call made the move.
+        """
+        sources = sources_of(target) if expected is None else frozenset(expected)
+        for source in sources:
+            check_transition(source, target)
+        now = utcnow()
+        if target.is_final and target is not JobStatus.EXPIRED:
+            values.setdefault("finished_at", now)
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(sources))
+            .values(status=target, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def start(self, job_id: str) -> bool:
+        """queued -> running, counting the attempt."""
+        return await self.transition(
+            job_id,
+            JobStatus.RUNNING,
+            expected=[JobStatus.QUEUED],
+            attempts=Job.attempts + 1,
+            started_at=utcnow(),
+            progress=0.0,
+            error_code=None,
+            error_message=None,
+        )
+
+    async def set_progress(self, job_id: str, progress: float) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(progress=progress, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    async def delete(self, job_id: str) -> bool:
+        result = await self.session.execute(delete(Job).where(Job.id == job_id))
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def expirable(self, finished_before: datetime, limit: int = 500) -> Sequence[Job]:
+        """Finished jobs whose files are due for removal."""
+        query = (
+            select(Job)
+            .where(
+                Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]),
+                Job.finished_at < finished_before,
+            )
+            .order_by(Job.finished_at)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def unfinished(self) -> Sequence[Job]:
+        """Jobs a stopped process may have left behind, oldest first."""
+        query = (
+            select(Job)
+            .where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            .order_by(Job.seq)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def referenced_keys(self, keys: Iterable[str]) -> set[str]:
+        """The subset of `keys` that some job row still points at."""
+        wanted = list(keys)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            rows = await self.session.execute(
+                select(Job.input_key, Job.result_key).where(
+                    or_(Job.input_key.in_(batch), Job.result_key.in_(batch))
+                )
+            )
+            for input_key, result_key in rows:
+                found.update(k for k in (input_key, result_key) if k in batch)
+        return found

@@ -1,0 +1,289 @@
+"""Job use cases. Each method is one unit of work with its own transaction(s)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.db import Database
+from service.errors import (
+    EmptyFile,
+    InvalidCursor,
+    InvalidParams,
+    JobFailed,
+    JobNotFound,
+    PayloadTooLarge,
+    ResultGone,
+    ResultNotReady,
+    UnknownProcessor,
+    UnsupportedMediaType,
+)
+from service.filenames import sanitize_filename
+from service.jobs.executors.base import Executor
+from service.jobs.model import Job, utcnow
+from service.jobs.repository import JobRepository
+from service.jobs.states import JobStatus
+from service.processors.base import Processor
+from service.processors.registry import ProcessorRegistry
+from service.processors.sniff import SNIFF_BYTES, sniff
+from service.storage.base import BlobNotFound, BlobReader, Storage
+from service.storage.ingest import digest_of, store_file
+from service.uploadfile import OwnedUpload
+
+log = logging.getLogger(__name__)
+
+
+def new_job_id() -> str:
+    return secrets.token_urlsafe(16)  # 128 random bits, URL-safe, 22 characters
+
+
+def input_key(job_id: str) -> str:
+    return f"inputs/{job_id}"
+
+
+def result_key(job_id: str) -> str:
+    return f"results/{job_id}"
+
+
+def encode_cursor(seq: int) -> str:
+    return f"s{seq}"
+
+
+def decode_cursor(cursor: str) -> int:
+    if not cursor.startswith("s") or not cursor[1:].isdigit():
+        raise InvalidCursor("The cursor is not one this server issued.")
+    return int(cursor[1:])
+
+
+class JobService:
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        registry: ProcessorRegistry,
+        executor: Executor,
+        *,
+        max_upload_bytes: int,
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.registry = registry
+        self.executor = executor
+        self.max_upload_bytes = max_upload_bytes
+
+    # -- submit ---------------------------------------------------------------------------
+
+    def validate_request(self, processor_name: str, params_json: str | None) -> tuple[Processor, dict[str, Any]]:
+        processor = self.registry.get(processor_name)
+        if processor is None:
+            raise UnknownProcessor(
+                f"No processor named {processor_name!r}.",
+                available=[p.name for p in self.registry],
+            )
+        try:
+            raw = json.loads(params_json) if params_json else {}
+        except json.JSONDecodeError as exc:
+            raise InvalidParams(f"params is not valid JSON: {exc.msg}.", errors=[]) from exc
+        if not isinstance(raw, dict):
+            raise InvalidParams("params must be a JSON object.", errors=[])
+        try:
+            params = processor.Params.model_validate(raw)
+        except ValidationError as exc:
+            errors = [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False)
+            ]
+            raise InvalidParams(
+                "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in errors),
+                errors=errors,
+            ) from exc
+        return processor, params.model_dump(mode="json")
+
+    async def submit(
+        self,
+        upload: OwnedUpload,
+        processor_name: str,
+        params_json: str | None,
+        delete_after_download: bool,
+    ) -> Job:
+        """Validate, store the input, commit the row: after this returns the job is safe."""
+        processor, params = self.validate_request(processor_name, params_json)
+        size, sha256 = await digest_of(upload.file)
+        if size == 0:
+            raise EmptyFile("The uploaded file has no content.")
+        if size > self.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"The upload exceeds the limit of {self.max_upload_bytes} bytes.",
+                limit=self.max_upload_bytes,
+            )
+        await upload.seek(0)
+        head = await upload.read(SNIFF_BYTES)
+        await upload.seek(0)
+        filename = sanitize_filename(upload.filename)
+        content_type = sniff(head, upload.content_type, filename)
+        if not processor.accepts(content_type):
+            raise UnsupportedMediaType(
+                f"{processor.name} does not accept {content_type} input.",
+                content_type=content_type,
+                accepted=list(processor.content_types),
+            )
+
+        job_id = new_job_id()
+        key = input_key(job_id)
+        await store_file(self.storage, upload.file, key)
+        now = utcnow()
+        job = Job(
+            id=job_id,
+            status=JobStatus.QUEUED,
+            processor=processor.name,
+            params=params,
+            progress=0.0,
+            attempts=0,
+            delete_after_download=delete_after_download,
+            created_at=now,
+            updated_at=now,
+            input_key=key,
+            input_filename=filename,
+            input_content_type=content_type,
+            input_size=size,
+            input_sha256=sha256,
+        )
+        try:
+            async with self.db.write() as session:
+                await JobRepository(session).add(job)
+        except BaseException:
+            await self.storage.delete(key)
+            raise
+        await upload.seek(0)
+        return job
+
+    # -- read -------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> Job:
+        async with self.db.read() as session:
+            job = await JobRepository(session).get(job_id)
+        if job is None:
+            raise JobNotFound(f"No job {job_id!r}.")
+        return job
+
+    async def list(
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        status: JobStatus | None,
+        processor: str | None,
+    ) -> tuple[Sequence[Job], str | None]:
+        before = decode_cursor(cursor) if cursor else None
+        async with self.db.read() as session:
+            # One extra row tells whether another page exists without a COUNT.
+            jobs = await JobRepository(session).list(
+                limit=limit + 1, before_seq=before, status=status, processor=processor
+            )
+        if len(jobs) > limit:
+            return jobs[:limit], encode_cursor(jobs[limit - 1].seq)
+        return jobs, None
+
+    # -- results --------------------------------------------------------------------------
+
+    async def open_result(self, job_id: str) -> tuple[Job, BlobReader]:
+        """The finished job and its result, opened: the reader keeps working even if the
+        result is deleted while it is being sent."""
+        job = await self.get(job_id)
+        if job.status is JobStatus.SUCCEEDED and job.result_key:
+            try:
+                return job, await self.storage.open(job.result_key)
+            except BlobNotFound:
+                job = await self.get(job_id)  # expired or deleted meanwhile: say which
+        raise self._no_result(job)
+
+    @staticmethod
+    def _no_result(job: Job) -> Exception:
+        if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return ResultNotReady(
+                f"Job {job.id} is {job.status.value}.",
+                job_status=job.status.value,
+                headers={"Retry-After": "1"},
+            )
+        if job.status is JobStatus.FAILED:
+            return JobFailed(
+                job.error_message or "The job failed.",
+                job_status=job.status.value,
+                error={"code": job.error_code, "message": job.error_message},
+            )
+        if job.status is JobStatus.CANCELLED:
+            return ResultNotReady(
+                f"Job {job.id} was cancelled; it has no result.", job_status=job.status.value
+            )
+        return ResultGone(f"The result of job {job.id} was removed.", job_status=job.status.value)
+
+    async def expire(self, job_id: str) -> bool:
+        """Remove a finished job's files, keeping its row as `expired`."""
+        async with self.db.write() as session:
+            repo = JobRepository(session)
+            job = await repo.get(job_id)
+            if job is None or job.status not in (
+                JobStatus.SUCCEEDED,
+                JobStatus.FAILED,
+                JobStatus.CANCELLED,
+            ):
+                return False
+            keys = [k for k in (job.input_key, job.result_key) if k]
+            moved = await repo.transition(
+                job_id, JobStatus.EXPIRED, expected=[job.status], input_key=None, result_key=None
+            )
+        # Row first, files second: a crash in between leaves unreferenced files, which the
+        # orphan sweep removes, never a row pointing at nothing.
+        if moved:
+            for key in keys:
+                await self.storage.delete(key)
+        return moved
+
+    # -- cancel / delete ------------------------------------------------------------------
+
+    async def cancel_or_delete(self, job_id: str) -> None:
+        """Cancel a queued or running job; delete a finished one with its files."""
+        job = await self.get(job_id)
+        if job.status is JobStatus.QUEUED:
+            async with self.db.write() as session:
+                if await JobRepository(session).transition(
+                    job_id, JobStatus.CANCELLED, expected=[JobStatus.QUEUED]
+                ):
+                    return
+            job = await self.get(job_id)  # it started meanwhile
+        if job.status is JobStatus.RUNNING:
+            if not await self.executor.cancel(job_id):
+                # Not running in this process (a stale row): settle it here.
+                async with self.db.write() as session:
+                    await JobRepository(session).transition(
+                        job_id, JobStatus.CANCELLED, expected=[JobStatus.RUNNING]
+                    )
+            return
+        if job.status.is_final:
+            async with self.db.write() as session:
+                await JobRepository(session).delete(job_id)
+            for key in (job.input_key, job.result_key):
+                if key:
+                    await self.storage.delete(key)
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def resume_unfinished(self) -> int:
+        """Re-submit the jobs a previous process left queued or running. Their inputs are
+        intact (a 202 means stored); a `running` one already counted its attempt."""
+        async with self.db.write() as session:
+            repo = JobRepository(session)
+            jobs = await repo.unfinished()
+            for job in jobs:
+                if job.status is JobStatus.RUNNING:
+                    await repo.transition(job.id, JobStatus.QUEUED, expected=[JobStatus.RUNNING])
+        for job in jobs:
+            await self.executor.submit(job.id)
+        if jobs:
+            log.info("resumed %d unfinished job(s)", len(jobs))
+        return len(jobs)

@@ -1,0 +1,72 @@
+"""Periodic housekeeping in the server's lifespan: retention, orphaned blobs, temp files."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio
+
+from service.jobs.model import utcnow
+from service.jobs.repository import JobRepository
+from service.jobs.service import JobService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired: int
+    orphans: int
+    temp_files: int
+
+
+class Sweeper:
+    def __init__(self, jobs: JobService, *, result_ttl: float, orphan_grace: float) -> None:
+        self.jobs = jobs
+        self.result_ttl = result_ttl
+        self.orphan_grace = orphan_grace
+
+    async def sweep_once(self) -> SweepReport:
+        report = SweepReport(
+            expired=await self._expire_old_results(),
+            orphans=await self._remove_orphans(),
+            temp_files=await self.jobs.storage.sweep_temp(self.orphan_grace),
+        )
+        if report.expired or report.orphans or report.temp_files:
+            log.info("sweep: %s", report)
+        return report
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweep failed; trying again in %.0fs", interval)
+            await anyio.sleep(interval)
+
+    async def _expire_old_results(self) -> int:
+        cutoff = utcnow() - timedelta(seconds=self.result_ttl)
+        expired = 0
+        while True:
+            async with self.jobs.db.read() as session:
+                due = await JobRepository(session).expirable(cutoff, limit=200)
+            for job in due:
+                expired += await self.jobs.expire(job.id)
+            if len(due) < 200:
+                return expired
+
+    async def _remove_orphans(self) -> int:
+        # Young files may belong to an upload whose row is being committed right now.
+        cutoff = utcnow() - timedelta(seconds=self.orphan_grace)
+        candidates = [b for b in await self.jobs.storage.list() if b.modified < cutoff]
+        if not candidates:
+            return 0
+        async with self.jobs.db.read() as session:
+            referenced = await JobRepository(session).referenced_keys(b.key for b in candidates)
+        removed = 0
+        for blob in candidates:
+            if blob.key not in referenced:
+                removed += await self.jobs.storage.delete(blob.key)
+        return removed

@@ -1,0 +1,199 @@
+"""Convert CSV to Parquet, streaming record batches with pyarrow."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import PurePosixPath
+from typing import BinaryIO, Literal
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.processors.base import Output, ProcessingError, Processor, ProcessorContext
+from service.processors.sniff import SNIFF_BYTES, sniff
+
+BLOCK_SIZE = 1024 * 1024
+
+# Row details are parsed from pyarrow's messages rather than taken from an invalid_row_handler:
+# conversion errors never reach that hook, and pyarrow fails inside it (an "exception ignored"
+# on stderr) when the row's text is not UTF-8. "Row #" counts the header and skips blank lines;
+# _locate() turns it into a physical line number.
+_COLUMN_COUNT = re.compile(r"Row #(\d+): Expected (\d+) columns, got (\d+)")
+_CONVERSION = re.compile(
+    r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to ([^:]+): invalid value '(.*)'",
+    re.DOTALL,
+)
+
+
+class CsvToParquetParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delimiter: str = Field(
+        ",",
+        min_length=1,
+        max_length=1,
+        description=(
+            "Field delimiter, a single ASCII character. Defaults to ',' (a tab for "
+            "text/tab-separated-values input)."
+        ),
+    )
+    compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
+        "snappy", description="Compression codec for the Parquet column chunks."
+    )
+
+    @field_validator("delimiter")
+    @classmethod
+    def _check_delimiter(cls, value: str) -> str:
+        # pyarrow takes a single byte, and these would make the quoting rules ambiguous.
+        if not value.isascii() or value in '"\r\n':
+            raise ValueError("delimiter must be one ASCII character other than a quote or newline")
+        return value
+
+
+class _CountingReader:
+    """Feeds pyarrow from ctx.input while counting bytes consumed, for progress."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.consumed = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.consumed += len(data)
+        return data
+
+
+class CsvToParquet(Processor):
+    name = "csv-to-parquet"
+    description = (
+        "Convert a CSV (or TSV) file with a header row to Parquet. Column types are inferred "
+        "from the first megabyte of data."
+    )
+    content_types = ("text/csv", "text/plain", "text/tab-separated-values")
+    Params = CsvToParquetParams
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, CsvToParquetParams)
+        delimiter = params.delimiter
+        if (
+            "delimiter" not in params.model_fields_set
+            and ctx.input_content_type == "text/tab-separated-values"
+        ):
+            delimiter = "\t"
+        ctx.check_cancelled()
+        _require_text(ctx)
+
+        source, reader = _open(ctx, delimiter)
+        total = max(ctx.input_size, 1)
+        compression = None if params.compression == "none" else params.compression
+        # pyarrow wraps a Python file object without taking ownership: ParquetWriter.close()
+        # writes the footer but only closes sinks it opened itself from a path. The `with` also
+        # closes on errors, so no finaliser writes a footer into ctx.output later.
+        with pq.ParquetWriter(ctx.output, reader.schema, compression=compression) as writer:
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except ValueError as exc:  # ArrowInvalid, or UnicodeDecodeError from pyarrow
+                    raise _malformed(ctx, exc, delimiter, reader.schema) from None
+                writer.write_batch(batch)
+                ctx.report(source.consumed / total)
+                ctx.check_cancelled()
+        ctx.report(1.0)
+        stem = PurePosixPath(ctx.input_filename).stem or "data"
+        return Output(filename=f"{stem}.parquet", content_type="application/vnd.apache.parquet")
+
+
+def _require_text(ctx: ProcessorContext) -> None:
+    # pyarrow will "parse" many binary files into a garbled column or two; refuse them up front.
+    head = ctx.input.read(SNIFF_BYTES)
+    ctx.input.seek(0)
+    if not sniff(head).startswith("text/"):
+        raise ProcessingError("input is not a text file, so not CSV", code="malformed_csv")
+
+
+def _open(
+    ctx: ProcessorContext, delimiter: str
+) -> tuple[_CountingReader, pacsv.CSVStreamingReader]:
+    source = _CountingReader(ctx.input)
+    try:
+        reader = _open_csv(source, delimiter, {})
+        # A column empty throughout the first block is typed null, so any later value would
+        # fail; read such columns as strings instead (this re-reads the first block).
+        nulls = {f.name: pa.string() for f in reader.schema if pa.types.is_null(f.type)}
+        if nulls:
+            ctx.input.seek(0)
+            source = _CountingReader(ctx.input)
+            reader = _open_csv(source, delimiter, nulls)
+    except ValueError as exc:
+        raise _malformed(ctx, exc, delimiter, None) from None
+    return source, reader
+
+
+def _open_csv(
+    source: _CountingReader, delimiter: str, column_types: dict[str, pa.DataType]
+) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        source,
+        # Single-threaded so that pyarrow numbers the rows it complains about.
+        read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+        # Quoted values may span lines; without this a block boundary inside one splits the row.
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=column_types),
+    )
+
+
+def _malformed(
+    ctx: ProcessorContext, exc: ValueError, delimiter: str, schema: pa.Schema | None
+) -> ProcessingError:
+    text = str(exc)
+    if m := _COLUMN_COUNT.search(text):
+        where = _locate(ctx, delimiter, int(m[1]))
+        message = f"{where}: expected {m[2]} columns, got {m[3]}"
+    elif m := _CONVERSION.search(text):
+        index, arrow_type, value = int(m[1]), m[3], _clip(m[4])
+        column = schema.field(index).name if schema and index < len(schema) else f"#{index + 1}"
+        where = _locate(ctx, delimiter, int(m[2])) if m[2] else "a later row"
+        message = (
+            f"{where}: value {value!r} in column {column!r} is not {arrow_type}, the type "
+            "inferred from the first rows of the file"
+        )
+    else:
+        message = f"not valid CSV: {_clip(text, 200)}"
+    return ProcessingError(message, code="malformed_csv")
+
+
+def _locate(ctx: ProcessorContext, delimiter: str, row_number: int) -> str:
+    """Turn pyarrow's row number (header = 1, blank lines skipped) into "line N".
+
+    They differ when there are blank lines or quoted values spanning lines, so re-read the
+    input up to that row with the csv module, which counts physical lines. Only runs on the
+    error path.
+    """
+    ctx.input.seek(0)
+    lines = (raw.decode("utf-8", "replace") for raw in ctx.input)
+    reader = csv.reader(lines, delimiter=delimiter)
+    rows = 0
+    try:
+        while True:
+            start = reader.line_num + 1
+            if next(reader):  # blank lines come back as [] and pyarrow does not count them
+                rows += 1
+                if rows == row_number:
+                    return f"line {start}"
+                if rows % 10_000 == 0:
+                    ctx.check_cancelled()
+    except (csv.Error, StopIteration):
+        return f"row {row_number}"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

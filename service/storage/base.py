@@ -1,0 +1,87 @@
+"""The storage contract: blobs addressed by generated keys (never by client filenames).
+
+A small core every backend implements (`Storage`), plus optional abilities a backend opts
+into (`AdoptsLocalFiles`), checked once at start-up, as tusd does with its DataStore extensions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol, runtime_checkable
+
+
+class BlobNotFound(Exception):  # noqa: N818 - reads as a condition
+    """The key names no stored blob (never stored, or deleted)."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size: int
+    modified: datetime
+
+
+class BlobReader(Protocol):
+    """An open blob: stays readable to the end even if the key is deleted meanwhile."""
+
+    size: int
+    file: BinaryIO  # seekable, positioned at 0 when opened
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes from `offset` (blocking; call from a worker thread)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class BlobWriter(Protocol):
+    """A blob being written: invisible under its key until `commit()`; `discard()` leaves nothing."""
+
+    file: BinaryIO  # write-only from the caller's point of view
+
+    async def commit(self) -> BlobInfo:
+        """Publish atomically under the key (replacing any older blob there)."""
+        ...
+
+    async def discard(self) -> None: ...
+
+
+class Storage(Protocol):
+    """Where inputs and results live."""
+
+    async def create(self, key: str) -> BlobWriter:
+        """Start writing a new blob for `key`."""
+        ...
+
+    async def open(self, key: str) -> BlobReader:
+        """Open a stored blob for reading; raises `BlobNotFound`."""
+        ...
+
+    async def stat(self, key: str) -> BlobInfo | None: ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove the blob; True if it existed. Open readers keep reading."""
+        ...
+
+    async def list(self) -> list[BlobInfo]:
+        """Every stored blob (for the orphan sweep)."""
+        ...
+
+    async def sweep_temp(self, older_than: float) -> int:
+        """Remove abandoned temporary files older than `older_than` seconds; returns the count."""
+        ...
+
+    async def usage_bytes(self) -> int:
+        """Bytes used by stored blobs."""
+        ...
+
+
+@runtime_checkable
+class AdoptsLocalFiles(Protocol):
+    """A backend that can take over an already-written local file without copying it."""
+
+    async def adopt(self, file: BinaryIO, key: str) -> bool:
+        """Make `file`'s current content the blob `key` by linking it; False if it cannot
+        (another filesystem, not a real file), in which case the caller copies instead."""
+        ...

@@ -1,0 +1,93 @@
+"""Where an upload's bytes land while the request is parsed.
+
+Like `tempfile.SpooledTemporaryFile` (the first bytes in memory, then a file), with two
+differences that make each uploaded byte hit the disk once: the file is an unnamed `O_TMPFILE`
+opened *without* `O_EXCL` in the storage's own temp folder (see `tmpfiles`), so storage can later
+give it a name with `linkat` (Python's TemporaryFile sets O_EXCL, which forbids exactly that);
+and the bytes
+are hashed as they arrive, so nobody re-reads them to learn the sha256. An unnamed file that is
+never linked disappears when it is closed or the process dies: a failed upload leaves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import BinaryIO
+
+from service.storage.tmpfiles import TempFiles
+
+
+class UploadSpool(io.RawIOBase):
+    """A seekable binary file for one uploaded part; see the module doc."""
+
+    def __init__(self, temp_files: TempFiles, memory_bytes: int) -> None:
+        super().__init__()
+        self._temp_files = temp_files
+        self._max_size = memory_bytes  # read by Starlette's UploadFile to decide on threads
+        self._rolled = False
+        self._file: BinaryIO = io.BytesIO()
+        self.named_path: Path | None = None
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def rollover(self) -> None:
+        if self._rolled:
+            return
+        disk, self.named_path = self._temp_files.open()
+        memory = self._file
+        disk.write(memory.getbuffer())  # type: ignore[attr-defined]
+        disk.seek(memory.tell())
+        self._file = disk
+        self._rolled = True
+
+    @property
+    def rolled(self) -> bool:
+        return self._rolled
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if not self._rolled and self._file.tell() + len(data) > self._max_size:
+            self.rollover()
+        # Hashing here keeps it in the worker thread Starlette writes from (hashlib drops the GIL).
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        return self._file.readinto(buffer)  # type: ignore[attr-defined]
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def flush(self) -> None:
+        if not self._file.closed:  # IOBase.close() flushes after our close() closed it
+            self._file.flush()
+
+    def fileno(self) -> int:
+        if not self._rolled:
+            raise io.UnsupportedOperation("in-memory spool has no file descriptor")
+        return self._file.fileno()
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._file.close()
+        if self.named_path is not None:
+            self.named_path.unlink(missing_ok=True)
+        super().close()

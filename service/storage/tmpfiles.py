@@ -1,0 +1,79 @@
+"""Temporary files that become stored files by being *named*, never copied.
+
+Preferred: an unnamed `O_TMPFILE` (vanishes by itself if the process dies) that is given a
+name with `linkat`. Kernels differ in how they allow that: `linkat(fd, "", AT_EMPTY_PATH)` (needs
+CAP_DAC_READ_SEARCH before Linux 6.10) or via `/proc/self/fd/N` (refused in some sandboxes), so
+which one works is probed once, at start-up. Where neither does, files are named temp files
+(`*.part`) that the sweep removes if a crash leaves them behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _link_empty_path(fd: int, target: Path) -> None:
+    if _libc.linkat(fd, b"", _AT_FDCWD, os.fsencode(target), _AT_EMPTY_PATH) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno), str(target))
+
+
+def _link_proc(fd: int, target: Path) -> None:
+    os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
+
+
+class TempFiles:
+    """Makes temp files in `directory` and links them to a final name on the same filesystem."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._link_unnamed = self._probe()
+
+    @property
+    def unnamed(self) -> bool:
+        return self._link_unnamed is not None
+
+    def _probe(self) -> Callable[[int, Path], None] | None:
+        for method in (_link_empty_path, _link_proc):
+            try:
+                fd = os.open(self.directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+            except (AttributeError, OSError):
+                return None  # no O_TMPFILE on this filesystem
+            probe = self.directory / f".probe-{os.getpid()}-{id(method)}"
+            try:
+                method(fd, probe)
+            except OSError:
+                continue
+            else:
+                probe.unlink()
+                return method
+            finally:
+                os.close(fd)
+        return None
+
+    def open(self) -> tuple[BinaryIO, Path | None]:
+        """A new read/write temp file, and its path if it has one (named mode)."""
+        if self._link_unnamed is not None:
+            fd = os.open(self.directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+            return os.fdopen(fd, "w+b"), None
+        fd, name = tempfile.mkstemp(dir=self.directory, suffix=".part")
+        return os.fdopen(fd, "w+b"), Path(name)
+
+    def link(self, file: BinaryIO, named: Path | None, target: Path) -> None:
+        """Give the temp file the (new, not yet existing) name `target`."""
+        if named is not None:
+            os.link(named, target)
+        else:
+            assert self._link_unnamed is not None
+            self._link_unnamed(file.fileno(), target)
