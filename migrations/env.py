@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from filejob's Settings, migrations run on the async engine."""
+"""Alembic environment: the URL comes from filejob's Settings; migrations run on the async engine."""
 
 from __future__ import annotations
 
@@ -30,9 +30,7 @@ def run_migrations_offline() -> None:
 
 
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=True
-    )
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     context.run_migrations()
 
 

@@ -28,7 +28,10 @@ from service.storage.local import LocalStorage
 log = logging.getLogger("filejob")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, registry: ProcessorRegistry | None = None
+) -> FastAPI:
+    """The app; `registry` defaults to the built-in and entry-point processors."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -36,19 +39,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.database_url, durable=settings.fsync)
         await ensure_schema_current(db)
         storage = LocalStorage(settings.data_dir, fsync=settings.fsync)
-        registry = ProcessorRegistry.discover()
+        available = registry if registry is not None else ProcessorRegistry.discover()
         runner = JobRunner(
             db,
             storage,
-            registry,
+            available,
             threads=anyio.CapacityLimiter(settings.workers),
             progress_interval=settings.progress_interval,
         )
         executor = InProcessExecutor(runner, settings.workers)
         job_service = JobService(
-            db, storage, registry, executor, max_upload_bytes=settings.max_upload_bytes
+            db, storage, available, executor, max_upload_bytes=settings.max_upload_bytes
         )
-        app.state.services = Services(settings, job_service, registry, executor)
+        app.state.services = Services(settings, job_service, available, executor)
         app.state.upload_policy = UploadPolicy(
             max_file_bytes=settings.max_upload_bytes,
             new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),

@@ -35,9 +35,7 @@ def _truncate_utf8(name: str, limit: int) -> str:
 def content_disposition(filename: str, *, inline: bool = False) -> str:
     """RFC 6266: an ASCII `filename=` fallback for old clients plus RFC 5987 `filename*`."""
     kind = "inline" if inline else "attachment"
-    ascii_name = (
-        unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
-    )
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
     ascii_name = "".join(ch if ch.isprintable() and ch not in '"\\;' else "_" for ch in ascii_name)
     ascii_name = ascii_name.strip() or FALLBACK
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -148,7 +148,9 @@ def result_response(
     byte_range: ByteRange | None = None
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
-    if range_header and (if_range is None or if_range.strip() in (etag, headers.get("Last-Modified"))):
+    if range_header and (
+        if_range is None or if_range.strip() in (etag, headers.get("Last-Modified"))
+    ):
         try:
             byte_range = parse_range(range_header, size)
         except Exception:

@@ -100,5 +100,3 @@ async def list_jobs(
 async def delete_job(job_id: str, jobs: JobsDep) -> Response:
     await jobs.cancel_or_delete(job_id)
     return Response(status_code=204)
-
-

@@ -48,6 +48,16 @@ class _SpoolingParser(MultiPartParser):
     def __init__(self, *args: Any, new_spool: Callable[[], UploadSpool], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._new_spool = new_spool
+        self.complete = False
+
+    def on_end(self) -> None:
+        # python-multipart's finalize() accepts a body cut short; only this callback proves
+        # the closing boundary arrived.
+        self.complete = True
+
+    def close_all(self) -> None:
+        for file in self._files_to_close_on_error:
+            file.close()
 
     def on_headers_finished(self) -> None:
         super().on_headers_finished()
@@ -101,6 +111,9 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
         raise MalformedMultipart(exc.message) from exc
     except ClientDisconnect as exc:
         raise MalformedRequest("The client disconnected before the body was complete.") from exc
+    if not parser.complete:
+        parser.close_all()
+        raise MalformedMultipart("The body ended before the closing multipart boundary.")
     for _, value in form.multi_items():
         if isinstance(value, UploadFile) and (value.size or 0) > policy.max_file_bytes:
             await form.close()

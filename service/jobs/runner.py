@@ -106,14 +106,19 @@ class JobRunner:
     async def _run_claimed(self, job: Job, upload: OwnedUpload | None, control: RunControl) -> None:
         processor = self.registry.get(job.processor)
         if processor is None:
-            await self._finish(job.id, JobStatus.FAILED, "unknown_processor",
-                               f"Processor {job.processor!r} is not installed on this server.")
+            await self._finish(
+                job.id,
+                JobStatus.FAILED,
+                "unknown_processor",
+                f"Processor {job.processor!r} is not installed on this server.",
+            )
             return
         try:
             reader = None if upload is not None else await self._open_input(job)
         except BlobNotFound:
-            await self._finish(job.id, JobStatus.FAILED, "input_missing",
-                               "The stored input is missing.")
+            await self._finish(
+                job.id, JobStatus.FAILED, "input_missing", "The stored input is missing."
+            )
             return
         writer = await self.storage.create(result_key(job.id))
         try:
@@ -207,7 +212,12 @@ class JobRunner:
         )
 
     async def _finish(
-        self, job_id: str, status: JobStatus, code: str | None, message: str | None, **values: object
+        self,
+        job_id: str,
+        status: JobStatus,
+        code: str | None,
+        message: str | None,
+        **values: object,
     ) -> None:
         async with self.db.write() as session:
             moved = await JobRepository(session).transition(

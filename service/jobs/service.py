@@ -78,7 +78,9 @@ class JobService:
 
     # -- submit ---------------------------------------------------------------------------
 
-    def validate_request(self, processor_name: str, params_json: str | None) -> tuple[Processor, dict[str, Any]]:
+    def validate_request(
+        self, processor_name: str, params_json: str | None
+    ) -> tuple[Processor, dict[str, Any]]:
         processor = self.registry.get(processor_name)
         if processor is None:
             raise UnknownProcessor(
@@ -99,7 +101,9 @@ class JobService:
                 for e in exc.errors(include_url=False)
             ]
             raise InvalidParams(
-                "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in errors),
+                "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in errors
+                ),
                 errors=errors,
             ) from exc
         return processor, params.model_dump(mode="json")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+CHUNK_SIZE = 1024 * 1024
 
 
 class NoParams(BaseModel):
@@ -39,7 +41,7 @@ class ProcessingError(Exception):
         self.message = message
 
 
-class Cancelled(Exception):  # noqa: N818 - a signal, not an error
+class Cancelled(Exception):
     """Raised inside `run()` by `ProcessorContext.check_cancelled()` once the job is cancelled."""
 
 
@@ -78,6 +80,18 @@ class ProcessorContext:
         if self._cancel_event.is_set():
             raise Cancelled
 
+    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The input from its current position in chunks, reporting progress and checking for
+        cancellation at each one: the loop most streaming processors want."""
+        total = max(self.input_size, 1)
+        done = self.input.tell()
+        self.check_cancelled()
+        while chunk := self.input.read(size):
+            done += len(chunk)
+            yield chunk
+            self.report(done / total)
+            self.check_cancelled()
+
     def report(self, fraction: float) -> None:
         """Record progress; cheap enough to call per chunk (persistence is throttled elsewhere)."""
         if self._on_progress is not None:
@@ -99,9 +113,7 @@ class Processor(ABC):
 
     def accepts(self, content_type: str) -> bool:
         major = content_type.split("/", 1)[0]
-        return any(
-            pattern in ("*/*", content_type, f"{major}/*") for pattern in self.content_types
-        )
+        return any(pattern in ("*/*", content_type, f"{major}/*") for pattern in self.content_types)
 
     @abstractmethod
     def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:

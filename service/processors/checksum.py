@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 
 from pydantic import BaseModel
 
 from service.processors.base import NoParams, Output, Processor, ProcessorContext
 
 CHUNK_SIZE = 1024 * 1024
-
-
-def iter_chunks(ctx: ProcessorContext, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Yield the input in chunks, reporting progress and honouring cancellation per chunk."""
-    total = max(ctx.input_size, 1)
-    done = 0
-    ctx.check_cancelled()
-    while chunk := ctx.input.read(chunk_size):
-        done += len(chunk)
-        yield chunk
-        ctx.report(done / total)
-        ctx.check_cancelled()
 
 
 class Checksum(Processor):
@@ -41,7 +28,7 @@ class Checksum(Processor):
             "blake2b": hashlib.blake2b(),
         }
         size = 0
-        for chunk in iter_chunks(ctx):
+        for chunk in ctx.chunks():
             size += len(chunk)
             for h in hashes.values():
                 h.update(chunk)

@@ -10,7 +10,6 @@ import zstandard
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.processors.base import Output, Processor, ProcessorContext
-from service.processors.checksum import iter_chunks
 
 # format -> (default level, min level, max level, filename suffix, content type)
 _FORMATS: dict[str, tuple[int, int, int, str, str]] = {
@@ -23,8 +22,11 @@ class CompressParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["gzip", "zstd"] = Field("zstd", description="Compression format.")
+    # The per-format range is enforced below; ge/le give the schema the overall bounds.
     level: int | None = Field(
         None,
+        ge=1,
+        le=19,
         description=(
             "Compression level: 1-9 for gzip (default 6), 1-19 for zstd (default 3). "
             "Higher is smaller and slower."
@@ -67,7 +69,7 @@ class Compress(Processor):
         # The context manager finishes the stream even when cancelled or failing, so nothing is
         # left to be flushed into ctx.output later by a finaliser, after the runner is done.
         with _compressor(ctx.output, params) as sink:
-            for chunk in iter_chunks(ctx):
+            for chunk in ctx.chunks():
                 sink.write(chunk)
         ctx.report(1.0)
         return Output(

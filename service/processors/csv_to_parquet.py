@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import threading
 from pathlib import PurePosixPath
 from typing import BinaryIO, Literal
 
@@ -53,21 +54,35 @@ class CsvToParquetParams(BaseModel):
         return value
 
 
-class _CountingReader:
-    """Feeds pyarrow from ctx.input while counting bytes consumed, for progress."""
+class _Source:
+    """What pyarrow reads ctx.input through: counts bytes for progress, and can be cut off.
+
+    pyarrow reads ahead on a background thread (about 32 blocks), which may still be calling
+    read() after the reader has raised. Once detached, reads return EOF without touching
+    ctx.input, so it can be re-read here or closed by the runner without a race.
+    """
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
+        self._lock = threading.Lock()
+        self._detached = False
         self.consumed = 0
 
     @property
     def closed(self) -> bool:
-        return self._raw.closed
+        return self._detached or self._raw.closed
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.consumed += len(data)
-        return data
+        with self._lock:
+            if self._detached:
+                return b""
+            data = self._raw.read(size)
+            self.consumed += len(data)
+            return data
+
+    def detach(self) -> None:
+        with self._lock:
+            self._detached = True
 
 
 class CsvToParquet(Processor):
@@ -93,20 +108,28 @@ class CsvToParquet(Processor):
         source, reader = _open(ctx, delimiter)
         total = max(ctx.input_size, 1)
         compression = None if params.compression == "none" else params.compression
-        # pyarrow wraps a Python file object without taking ownership: ParquetWriter.close()
-        # writes the footer but only closes sinks it opened itself from a path. The `with` also
-        # closes on errors, so no finaliser writes a footer into ctx.output later.
-        with pq.ParquetWriter(ctx.output, reader.schema, compression=compression) as writer:
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except ValueError as exc:  # ArrowInvalid, or UnicodeDecodeError from pyarrow
-                    raise _malformed(ctx, exc, delimiter, reader.schema) from None
-                writer.write_batch(batch)
-                ctx.report(source.consumed / total)
-                ctx.check_cancelled()
+        try:
+            # pyarrow wraps a Python file object without taking ownership: ParquetWriter.close()
+            # writes the footer but only closes sinks it opened itself from a path. The `with`
+            # also closes on errors, so no finaliser writes a footer into ctx.output later.
+            with pq.ParquetWriter(ctx.output, reader.schema, compression=compression) as writer:
+                parsed = 0
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    except ValueError as exc:  # ArrowInvalid, or UnicodeDecodeError
+                        source.detach()
+                        raise _malformed(ctx, exc, delimiter, reader.schema) from None
+                    writer.write_batch(batch)
+                    # Bytes consumed run ahead of the work done because of the read-ahead;
+                    # each batch comes from one block of about BLOCK_SIZE bytes.
+                    parsed += BLOCK_SIZE
+                    ctx.report(min(parsed, source.consumed) / total)
+                    ctx.check_cancelled()
+        finally:
+            source.detach()
         ctx.report(1.0)
         stem = PurePosixPath(ctx.input_filename).stem or "data"
         return Output(filename=f"{stem}.parquet", content_type="application/vnd.apache.parquet")
@@ -116,30 +139,35 @@ def _require_text(ctx: ProcessorContext) -> None:
     # pyarrow will "parse" many binary files into a garbled column or two; refuse them up front.
     head = ctx.input.read(SNIFF_BYTES)
     ctx.input.seek(0)
+    if not head:
+        raise ProcessingError("input is empty", code="malformed_csv")
     if not sniff(head).startswith("text/"):
         raise ProcessingError("input is not a text file, so not CSV", code="malformed_csv")
 
 
-def _open(
-    ctx: ProcessorContext, delimiter: str
-) -> tuple[_CountingReader, pacsv.CSVStreamingReader]:
-    source = _CountingReader(ctx.input)
+def _open(ctx: ProcessorContext, delimiter: str) -> tuple[_Source, pacsv.CSVStreamingReader]:
+    source = _Source(ctx.input)
     try:
         reader = _open_csv(source, delimiter, {})
+        # pyarrow decodes header names lazily; a non-UTF-8 header fails here, not in the writer.
+        names = reader.schema.names
         # A column empty throughout the first block is typed null, so any later value would
         # fail; read such columns as strings instead (this re-reads the first block).
-        nulls = {f.name: pa.string() for f in reader.schema if pa.types.is_null(f.type)}
+        types = reader.schema.types
+        nulls = {n: pa.string() for n, t in zip(names, types, strict=True) if pa.types.is_null(t)}
         if nulls:
+            source.detach()
             ctx.input.seek(0)
-            source = _CountingReader(ctx.input)
+            source = _Source(ctx.input)
             reader = _open_csv(source, delimiter, nulls)
     except ValueError as exc:
+        source.detach()
         raise _malformed(ctx, exc, delimiter, None) from None
     return source, reader
 
 
 def _open_csv(
-    source: _CountingReader, delimiter: str, column_types: dict[str, pa.DataType]
+    source: _Source, delimiter: str, column_types: dict[str, pa.DataType]
 ) -> pacsv.CSVStreamingReader:
     return pacsv.open_csv(
         source,
@@ -155,7 +183,9 @@ def _malformed(
     ctx: ProcessorContext, exc: ValueError, delimiter: str, schema: pa.Schema | None
 ) -> ProcessingError:
     text = str(exc)
-    if m := _COLUMN_COUNT.search(text):
+    if isinstance(exc, UnicodeDecodeError):
+        message = "the header row is not valid UTF-8"
+    elif m := _COLUMN_COUNT.search(text):
         where = _locate(ctx, delimiter, int(m[1]))
         message = f"{where}: expected {m[2]} columns, got {m[3]}"
     elif m := _CONVERSION.search(text):

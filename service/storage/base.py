@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import BinaryIO, Protocol, runtime_checkable
 
 
-class BlobNotFound(Exception):  # noqa: N818 - reads as a condition
+class BlobNotFound(Exception):
     """The key names no stored blob (never stored, or deleted)."""
 
 
@@ -36,7 +36,8 @@ class BlobReader(Protocol):
 
 
 class BlobWriter(Protocol):
-    """A blob being written: invisible under its key until `commit()`; `discard()` leaves nothing."""
+    """A blob being written: invisible under its key until `commit()`; `discard()` leaves
+    nothing."""
 
     file: BinaryIO  # write-only from the caller's point of view
 

@@ -128,7 +128,8 @@ def make_job(tmp_path: Path) -> Iterator[MakeJob]:
         else:
             input_path = tmp_path / f"input-{n}"
             input_path.write_bytes(data)
-        job = Job(input_path, tmp_path / f"output-{n}", filename, content_type, cancel_after_reports)
+        output_path = tmp_path / f"output-{n}"
+        job = Job(input_path, output_path, filename, content_type, cancel_after_reports)
         jobs.append(job)
         return job
 

@@ -220,12 +220,12 @@ def test_max_pixels_is_per_class_not_global(make_job: MakeJob) -> None:
     class Tiny(Thumbnail):
         max_pixels = 100
 
-    before = Image.MAX_IMAGE_PIXELS
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     job = make_job(encode(Image.new("RGB", (20, 20)), "PNG"))
     with pytest.raises(ProcessingError) as err:
         job.run(Tiny())
     assert err.value.code == "decompression_bomb"
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert pillow_limit == Image.MAX_IMAGE_PIXELS
 
 
 def test_truncated_jpeg_is_corrupt(make_job: MakeJob) -> None:

@@ -1,0 +1,101 @@
+"""Test-only processors and helpers shared by the suites."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.processors.base import Output, ProcessingError, Processor, ProcessorContext
+from service.processors.registry import ProcessorRegistry, builtin_processors
+
+
+class SlowParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(50, ge=1, le=10_000)
+    step_seconds: float = Field(0.02, ge=0, le=1)
+    fail: bool = False
+    gate: str | None = None
+
+
+# Tests open a gate to let a `slow` job finish (or keep it running until they cancel it).
+GATES: dict[str, threading.Event] = {}
+
+
+class Slow(Processor):
+    """Copies its input in `steps` slices with a pause after each, checking for cancellation;
+    with `gate`, holds before finishing until the test sets `GATES[gate]`."""
+
+    name = "slow"
+    description = "Test processor: a cancellable copy that takes a while."
+    Params = SlowParams
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, SlowParams)
+        data = ctx.input.read()
+        size = -(-len(data) // params.steps)  # ceil: partial output exists while it runs
+        for step in range(params.steps):
+            ctx.check_cancelled()
+            ctx.output.write(data[step * size : (step + 1) * size])
+            ctx.report((step + 1) / params.steps)
+            time.sleep(params.step_seconds)
+        gate = GATES.get(params.gate) if params.gate else None
+        while gate is not None and not gate.wait(0.01):
+            ctx.check_cancelled()
+        if params.fail:
+            raise ProcessingError("asked to fail", code="asked_to_fail")
+        return Output(filename=f"{ctx.input_filename}.out", content_type="application/octet-stream")
+
+
+def test_registry() -> ProcessorRegistry:
+    return ProcessorRegistry([*builtin_processors(), Slow()])
+
+
+test_registry.__test__ = False  # type: ignore[attr-defined]
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    """Blobs and temp files (not the database)."""
+    return files_under(data_dir / "blobs") + files_under(data_dir / "tmp")
+
+
+async def submit(
+    client: httpx.AsyncClient,
+    content: bytes,
+    processor: str = "checksum",
+    *,
+    filename: str = "input.bin",
+    content_type: str = "application/octet-stream",
+    params: dict[str, Any] | str | None = None,
+    delete_after_download: bool | None = None,
+) -> httpx.Response:
+    import json
+
+    data: dict[str, str] = {"processor": processor}
+    if params is not None:
+        data["params"] = params if isinstance(params, str) else json.dumps(params)
+    if delete_after_download is not None:
+        data["delete_after_download"] = "true" if delete_after_download else "false"
+    return await client.post(
+        "/v1/jobs", data=data, files={"file": (filename, content, content_type)}
+    )
+
+
+async def wait_for_status(client: httpx.AsyncClient, job_id: str, *statuses: str) -> dict[str, Any]:
+    """Poll the job as a client would until it reaches one of `statuses` (bounded: 30 s)."""
+    import anyio
+
+    with anyio.fail_after(30):
+        while True:
+            job = (await client.get(f"/v1/jobs/{job_id}")).json()
+            if job["status"] in statuses:
+                return job
+            await anyio.sleep(0.01)
