@@ -6,6 +6,8 @@ choice and log level), so that the difference between the two is filejob's own w
 - `POST /upload`: writes the raw request body (`request.stream()` chunks) to a new file in
   `--upload-dir` (put it on the same filesystem as filejob's data dir), returns 200 with the
   byte count. The writes happen directly in the event loop, as a minimal handler would.
+  `POST /upload?fsync=1` also fsyncs the file before answering, like filejob's default
+  FILEJOB_FSYNC=true does with a stored input.
 - `GET /file`: `--serve-file` through Starlette's `FileResponse`.
 - `GET /ping`: a small JSON document.
 
@@ -36,6 +38,9 @@ def create_app(upload_dir: Path, serve_file: Path) -> Starlette:
             async for chunk in request.stream():
                 out.write(chunk)
                 size += len(chunk)
+            if request.query_params.get("fsync") == "1":
+                out.flush()
+                os.fsync(out.fileno())
         return JSONResponse({"path": str(target), "size": size})
 
     async def file(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from filejob's Settings; migrations run on the async engine."""
+"""Alembic environment: URL from filejob's Settings; migrations run on the async engine."""
 
 from __future__ import annotations
 

@@ -1,0 +1,229 @@
+"""GET /v1/jobs/{id}, GET /v1/jobs (keyset pages), DELETE /v1/jobs/{id}."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import GATES, stored_files, submit, wait_for_status
+
+JOB_FIELDS = {
+    "id",
+    "status",
+    "processor",
+    "params",
+    "progress",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "delete_after_download",
+    "error",
+    "input",
+    "result",
+}
+
+
+@pytest.fixture
+def gate() -> Any:
+    event = threading.Event()
+    GATES["t"] = event
+    yield event
+    event.set()
+
+
+async def test_job_json_shape_and_timestamps(client: httpx.AsyncClient, drain: Any) -> None:
+    job = (await submit(client, b"abc")).json()
+    await drain()
+    response = await client.get(f"/v1/jobs/{job['id']}")
+    body = response.json()
+    assert set(body) == JOB_FIELDS
+    assert body["status"] == "succeeded"
+    for field in ("created_at", "started_at", "finished_at"):
+        assert body[field].endswith("Z") or body[field].endswith("+00:00")
+        datetime.fromisoformat(body[field])
+    assert body["created_at"] <= body["started_at"] <= body["finished_at"]
+    assert set(body["result"]) == {"filename", "content_type", "size", "sha256", "url"}
+    assert "retry-after" not in response.headers
+
+
+async def test_etag_and_304_and_retry_after(
+    client: httpx.AsyncClient, drain: Any, gate: threading.Event
+) -> None:
+    job = (await submit(client, b"x", "slow", params={"steps": 1, "gate": "t"})).json()
+    running = await client.get(f"/v1/jobs/{job['id']}")
+    assert running.headers["retry-after"] in ("1", "2")
+    etag = running.headers["etag"]
+    again = await client.get(f"/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
+    if again.status_code == 200:  # it moved from queued to running in between
+        etag = again.headers["etag"]
+        again = await client.get(f"/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    gate.set()
+    await drain()
+    changed = await client.get(f"/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json()["status"] == "succeeded"
+    assert changed.headers["etag"] != etag
+
+
+async def test_progress_is_persisted_while_running(
+    client: httpx.AsyncClient, drain: Any, gate: threading.Event
+) -> None:
+    job = (
+        await submit(
+            client, b"x" * 100, "slow", params={"steps": 4, "step_seconds": 0.02, "gate": "t"}
+        )
+    ).json()
+    seen = []
+    with __import__("anyio").fail_after(30):
+        while not seen or seen[-1] < 1.0:
+            body = (await client.get(f"/v1/jobs/{job['id']}")).json()
+            seen.append(body["progress"])
+            await asyncio.sleep(0.02)
+    assert body["status"] == "running"  # held at the gate with all steps done
+    assert seen == sorted(seen)
+    gate.set()
+    await drain()
+
+
+async def test_unknown_job_is_404_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/jobs/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "job_not_found"
+
+
+# -- listing ------------------------------------------------------------------------------
+
+
+async def test_list_newest_first_with_cursor(client: httpx.AsyncClient, drain: Any) -> None:
+    ids = [(await submit(client, f"{n}".encode())).json()["id"] for n in range(7)]
+    await drain()
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/v1/jobs", params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+
+
+async def test_list_filters(client: httpx.AsyncClient, drain: Any) -> None:
+    a = (await submit(client, b"a")).json()["id"]
+    b = (await submit(client, b"b", "compress")).json()["id"]
+    c = (
+        await submit(client, b"c", "slow", params={"fail": True, "steps": 1, "step_seconds": 0})
+    ).json()["id"]
+    await drain()
+    by_processor = (await client.get("/v1/jobs", params={"processor": "compress"})).json()
+    assert [j["id"] for j in by_processor["items"]] == [b]
+    failed = (await client.get("/v1/jobs", params={"status": "failed"})).json()
+    assert [j["id"] for j in failed["items"]] == [c]
+    both = (await client.get("/v1/jobs", params={"status": "succeeded"})).json()
+    assert [j["id"] for j in both["items"]] == [b, a]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 501}, {"status": "bogus"}, {"cursor": "garbage"}],
+)
+async def test_list_rejects_bad_query(client: httpx.AsyncClient, params: dict[str, Any]) -> None:
+    response = await client.get("/v1/jobs", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_list_default_limit_is_50(client: httpx.AsyncClient, drain: Any) -> None:
+    for n in range(55):
+        await submit(client, f"{n}".encode())
+    await drain()
+    page = (await client.get("/v1/jobs")).json()
+    assert len(page["items"]) == 50 and page["next_cursor"]
+
+
+async def test_pagination_stays_correct_under_concurrent_inserts(
+    client: httpx.AsyncClient, drain: Any
+) -> None:
+    before = [(await submit(client, f"old{n}".encode())).json()["id"] for n in range(20)]
+    inserted: list[str] = []
+    seen: list[str] = []
+    cursor = None
+    while True:
+        # Another client keeps adding jobs while we page through.
+        inserted.append((await submit(client, os.urandom(16))).json()["id"])
+        params: dict[str, Any] = {"limit": 4}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/v1/jobs", params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    await drain()
+    # Every job that existed when paging began shows up exactly once, in order; no duplicates.
+    assert len(seen) == len(set(seen))
+    assert [i for i in seen if i in before] == list(reversed(before))
+
+
+# -- DELETE -------------------------------------------------------------------------------
+
+
+async def test_delete_queued_job_cancels_it(
+    client: httpx.AsyncClient, drain: Any, app: Any, gate: threading.Event
+) -> None:
+    # Two workers busy at the gate keep the third job queued.
+    busy = [
+        (await submit(client, b"x", "slow", params={"steps": 1, "gate": "t"})).json()["id"]
+        for _ in range(2)
+    ]
+    for job_id in busy:
+        await wait_for_status(client, job_id, "running")
+    queued = (await submit(client, b"y")).json()["id"]
+    assert (await client.get(f"/v1/jobs/{queued}")).json()["status"] == "queued"
+    assert (await client.delete(f"/v1/jobs/{queued}")).status_code == 204
+    gate.set()
+    await drain()
+    job = (await client.get(f"/v1/jobs/{queued}")).json()
+    assert job["status"] == "cancelled" and job["attempts"] == 0 and job["result"] is None
+
+
+async def test_delete_running_job_stops_it_without_partial_files(
+    client: httpx.AsyncClient, drain: Any, data_dir: Path
+) -> None:
+    job = (
+        await submit(
+            client, os.urandom(1 << 20), "slow", params={"steps": 10_000, "step_seconds": 0.01}
+        )
+    ).json()
+    await wait_for_status(client, job["id"], "running")
+    assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+    # DELETE returns once the job has stopped.
+    after = (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert after["status"] == "cancelled" and after["finished_at"]
+    await drain()
+    leftovers = stored_files(data_dir)
+    assert [p.parent.parent.name for p in leftovers] == ["inputs"]  # no result, no temp file
+
+
+async def test_delete_finished_job_removes_row_and_files(
+    client: httpx.AsyncClient, drain: Any, data_dir: Path
+) -> None:
+    job = (await submit(client, b"data")).json()
+    await drain()
+    assert len(stored_files(data_dir)) == 2
+    assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+    assert stored_files(data_dir) == []
+    assert (await client.get(f"/v1/jobs/{job['id']}")).status_code == 404
+    assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 404

@@ -1,0 +1,79 @@
+"""Retention and housekeeping: expired results, orphaned blobs, abandoned temp files."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from service.jobs.model import Job, utcnow
+from service.jobs.sweeper import Sweeper
+from tests.support import stored_files, submit
+
+
+def sweeper_for(app: Any, *, ttl: float = 3600, grace: float = 600) -> Sweeper:
+    return Sweeper(app.state.services.jobs, result_ttl=ttl, orphan_grace=grace)
+
+
+async def age_job(app: Any, job_id: str, seconds: float) -> None:
+    async with app.state.services.jobs.db.write() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(finished_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+async def test_retention_expires_old_finished_jobs_only(
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+) -> None:
+    old = (await submit(client, b"old")).json()["id"]
+    new = (await submit(client, b"new")).json()["id"]
+    failed = (
+        await submit(client, b"f", "slow", params={"fail": True, "steps": 1, "step_seconds": 0})
+    ).json()["id"]
+    await drain()
+    await age_job(app, old, 7200)
+    await age_job(app, failed, 7200)
+    report = await sweeper_for(app, ttl=3600).sweep_once()
+    assert report.expired == 2
+    old_job = (await client.get(f"/v1/jobs/{old}")).json()
+    assert old_job["status"] == "expired" and old_job["result"] is None
+    assert (await client.get(f"/v1/jobs/{old}/result")).status_code == 410
+    assert (await client.get(f"/v1/jobs/{failed}")).json()["status"] == "expired"
+    assert (await client.get(f"/v1/jobs/{new}")).json()["status"] == "succeeded"
+    assert (await client.get(f"/v1/jobs/{new}/result")).status_code == 200
+    remaining = {p.name for p in stored_files(data_dir)}
+    assert remaining == {new}  # its input and result share the id as file name
+    assert len(stored_files(data_dir)) == 2
+
+
+async def test_unreferenced_blobs_and_temp_files_are_removed_after_grace(
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+) -> None:
+    kept = (await submit(client, b"kept")).json()["id"]
+    await drain()
+    orphan = data_dir / "blobs" / "results" / "zz" / "zzorphan"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"nobody's")
+    young_orphan = data_dir / "blobs" / "inputs" / "yy" / "yyoung"
+    young_orphan.parent.mkdir(parents=True)
+    young_orphan.write_bytes(b"maybe a row is being committed")
+    stale_temp = data_dir / "tmp" / "abc.part"
+    stale_temp.write_bytes(b"crash leftover")
+    past = time.time() - 7200
+    for path in (orphan, stale_temp):
+        os.utime(path, (past, past))
+    for path in (data_dir / "blobs").rglob(kept):
+        os.utime(path, (past, past))  # old but referenced: stays
+
+    report = await sweeper_for(app, grace=600).sweep_once()
+    assert report.orphans == 1 and report.temp_files == 1
+    assert not orphan.exists() and not stale_temp.exists()
+    assert young_orphan.exists()
+    assert (await client.get(f"/v1/jobs/{kept}/result")).status_code == 200
