@@ -38,6 +38,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url, durable=settings.fsync)
         await ensure_schema_current(db)
+        await db.warm()
         storage = LocalStorage(settings.data_dir, fsync=settings.fsync)
         available = registry if registry is not None else ProcessorRegistry.discover()
         runner = JobRunner(

@@ -15,8 +15,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def _sqlite_engine(url: str, *, begin: str, durable: bool) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+def _sqlite_engine(url: str, *, begin: str, durable: bool, connections: int) -> AsyncEngine:
+    # A fixed pool: every connection is opened up front by `Database.warm()`, so the process
+    # holds the same descriptors from its first request to its last.
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, pool_size=connections, max_overflow=0, pool_timeout=60
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -39,16 +43,26 @@ def _sqlite_engine(url: str, *, begin: str, durable: bool) -> AsyncEngine:
 class Database:
     """A reader and a writer session factory over one database.
 
-    On SQLite, writes begin with BEGIN IMMEDIATE: a deferred transaction that reads and then
-    writes can fail at once with SQLITE_BUSY (busy_timeout does not apply to that upgrade),
-    while IMMEDIATE waits its turn. Reads stay deferred so they never queue behind writers.
+    On SQLite, writes go through one connection and begin with BEGIN IMMEDIATE: SQLite admits
+    one writer at a time anyway, so writers wait in the pool's FIFO instead of polling in the
+    busy handler, and a transaction that reads then writes can never hit the SQLITE_BUSY that
+    busy_timeout does not cover. Reads stay deferred on their own connections (WAL lets them
+    run beside the writer).
     """
+
+    READ_CONNECTIONS = 4
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
         self.url = url
+        self._warm_sizes: tuple[int, int] = (0, 0)
         if url.startswith("sqlite"):
-            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", durable=durable)
-            self.read_engine = _sqlite_engine(url, begin="BEGIN", durable=durable)
+            self.write_engine = _sqlite_engine(
+                url, begin="BEGIN IMMEDIATE", durable=durable, connections=1
+            )
+            self.read_engine = _sqlite_engine(
+                url, begin="BEGIN", durable=durable, connections=self.READ_CONNECTIONS
+            )
+            self._warm_sizes = (1, self.READ_CONNECTIONS)
         else:
             self.write_engine = self.read_engine = create_async_engine(url, pool_pre_ping=True)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
@@ -64,6 +78,15 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._reader() as session, session.begin():
             yield session
+
+    async def warm(self) -> None:
+        """Open every pooled connection now (see `_sqlite_engine`)."""
+        for engine, size in zip(
+            (self.write_engine, self.read_engine), self._warm_sizes, strict=True
+        ):
+            connections = [await engine.connect() for _ in range(size)]
+            for connection in connections:
+                await connection.close()
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -162,9 +163,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    # SQLite answers "database is locked" under write contention that outlasted busy_timeout:
-    # a temporary condition, so tell the client when to come back instead of a 500.
-    if "locked" in str(exc) or "busy" in str(exc):
+    # "database is locked" (contention that outlasted busy_timeout) and a pool with no free
+    # connection are temporary: tell the client when to come back instead of a 500.
+    if isinstance(exc, PoolTimeout) or "locked" in str(exc) or "busy" in str(exc):
         return problem(
             503,
             "database_busy",
@@ -181,3 +182,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)

@@ -1,0 +1,97 @@
+"""A real `filejob serve` in a subprocess on 127.0.0.1, stopped by its PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+FILEJOB = str(Path(sys.executable).with_name("filejob"))
+
+
+@dataclass
+class LiveServer:
+    url: str
+    pid: int
+    data_dir: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "FILEJOB_DATA_DIR": str(data_dir),
+        "FILEJOB_WORKERS": "2",
+        "FILEJOB_FSYNC": "false",
+        "FILEJOB_LOG_LEVEL": "warning",
+        **env,
+    }
+    subprocess.run([FILEJOB, "db", "upgrade"], env=environment, check=True, capture_output=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [FILEJOB, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    stop_server(process)
+    raise RuntimeError("server did not start in 30 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("live")
+    data_dir = root / "data"
+    process, url = start_server(data_dir, root / "server.log")
+    try:
+        yield LiveServer(url, process.pid, data_dir)
+    finally:
+        stop_server(process)
+
+
+def wait_final(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled", "expired"):
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} not final after {timeout}s")
