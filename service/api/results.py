@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 
@@ -13,19 +13,23 @@ from service.errors import PROBLEM_JSON
 router = APIRouter(prefix="/v1/jobs", tags=["results"])
 
 
-@router.api_route(
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The result", "content": {"application/octet-stream": {}}},
+    206: {"description": "Part of the result"},
+    304: {"description": "Not modified"},
+    404: {"description": "No such job", "content": {PROBLEM_JSON: {}}},
+    409: {"description": "Not finished, failed or cancelled", "content": {PROBLEM_JSON: {}}},
+    410: {"description": "The result was removed", "content": {PROBLEM_JSON: {}}},
+    416: {"description": "Range not satisfiable", "content": {PROBLEM_JSON: {}}},
+}
+
+
+@router.head("/{job_id}/result", operation_id="head_result", responses=_RESPONSES)
+@router.get(
     "/{job_id}/result",
-    methods=["GET", "HEAD"],
+    operation_id="download_result",
     summary="Download a job's result (Range, If-Range, If-None-Match)",
-    responses={
-        200: {"description": "The result", "content": {"application/octet-stream": {}}},
-        206: {"description": "Part of the result"},
-        304: {"description": "Not modified"},
-        404: {"description": "No such job", "content": {PROBLEM_JSON: {}}},
-        409: {"description": "Not finished, failed or cancelled", "content": {PROBLEM_JSON: {}}},
-        410: {"description": "The result was removed", "content": {PROBLEM_JSON: {}}},
-        416: {"description": "Range not satisfiable", "content": {PROBLEM_JSON: {}}},
-    },
+    responses=_RESPONSES,
 )
 async def download_result(
     job_id: str,
