@@ -51,8 +51,19 @@ class Slow(Processor):
         return Output(filename=f"{ctx.input_filename}.out", content_type="application/octet-stream")
 
 
+class Crash(Processor):
+    """A processor with a bug: raises something that is not a ProcessingError."""
+
+    name = "crash"
+    description = "Test processor: always raises ZeroDivisionError."
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        ctx.output.write(b"partial")
+        raise ZeroDivisionError("bug in processor")
+
+
 def test_registry() -> ProcessorRegistry:
-    return ProcessorRegistry([*builtin_processors(), Slow()])
+    return ProcessorRegistry([*builtin_processors(), Slow(), Crash()])
 
 
 test_registry.__test__ = False  # type: ignore[attr-defined]

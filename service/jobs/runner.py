@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from service.db import Database
 from service.jobs.model import Job
@@ -98,7 +98,12 @@ class JobRunner:
                 job = await repo.get(job_id) if claimed else None
             if job is None:
                 return  # cancelled or deleted while it waited
-            await self._run_claimed(job, upload, control)
+            try:
+                await self._run_claimed(job, upload, control)
+            except Exception as exc:
+                # A bug or an unexpected storage error: the job still gets a final state.
+                log.exception("job %s: runner error", job_id)
+                await self._finish(job_id, JobStatus.FAILED, "internal_error", type(exc).__name__)
         finally:
             if upload is not None:
                 await upload.release()
@@ -114,16 +119,20 @@ class JobRunner:
             )
             return
         try:
+            params = processor.Params.model_validate(job.params)
+        except ValidationError as exc:
+            await self._finish(job.id, JobStatus.FAILED, "invalid_params", str(exc))
+            return
+        try:
             reader = None if upload is not None else await self._open_input(job)
         except BlobNotFound:
             await self._finish(
                 job.id, JobStatus.FAILED, "input_missing", "The stored input is missing."
             )
             return
-        writer = await self.storage.create(result_key(job.id))
         try:
             source = upload.file if upload is not None else reader.file  # type: ignore[union-attr]
-            params = processor.Params.model_validate(job.params)
+            writer = await self.storage.create(result_key(job.id))
             await self._process(job, processor, params, source, writer, control)
         finally:
             if reader is not None:
@@ -196,8 +205,13 @@ class JobRunner:
                 code, message = "processor_error", f"{type(outcome).__name__}: {outcome}"
             await self._finish(job.id, JobStatus.FAILED, code, message)
             return
-        output.flush()
-        info = await writer.commit()
+        try:
+            output.flush()
+            info = await writer.commit()
+        except OSError as exc:
+            await writer.discard()
+            await self._finish(job.id, JobStatus.FAILED, "storage_error", str(exc))
+            return
         await self._finish(
             job.id,
             JobStatus.SUCCEEDED,

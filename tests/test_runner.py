@@ -1,0 +1,60 @@
+"""The runner brings every claimed job to a final state, whatever goes wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from service.jobs.model import Job
+from tests.support import stored_files, submit
+
+
+async def test_processor_bug_fails_job_without_leftovers(
+    client: httpx.AsyncClient, drain: Any, data_dir: Path
+) -> None:
+    job = (await submit(client, b"input", "crash")).json()
+    await drain()
+    body = (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "processor_error"
+    assert "ZeroDivisionError" in body["error"]["message"]
+    assert [p.parent.parent.name for p in stored_files(data_dir)] == ["inputs"]
+
+
+async def _job_from_storage(app: Any, client: httpx.AsyncClient, **changes: Any) -> str:
+    """A queued job whose row is changed as a restart might find it, then resumed."""
+    services = app.state.services
+    job_id = (await submit(client, b"abc", "compress")).json()["id"]
+    await services.executor.drain()
+    async with services.jobs.db.write() as session:
+        await session.execute(
+            update(Job).where(Job.id == job_id).values(status="queued", **changes)
+        )
+    await services.executor.submit(job_id)  # no open upload: read from storage
+    await services.executor.drain()
+    return job_id
+
+
+async def test_params_no_longer_valid_fail_cleanly(app: Any, client: httpx.AsyncClient) -> None:
+    job_id = await _job_from_storage(app, client, params={"format": "rar"})
+    body = (await client.get(f"/v1/jobs/{job_id}")).json()
+    assert body["status"] == "failed" and body["error"]["code"] == "invalid_params"
+
+
+async def test_missing_input_fails_cleanly(
+    app: Any, client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    job_id = await _job_from_storage(app, client, input_key="inputs/gone")
+    body = (await client.get(f"/v1/jobs/{job_id}")).json()
+    assert body["status"] == "failed" and body["error"]["code"] == "input_missing"
+
+
+async def test_job_reads_its_input_from_storage_when_no_upload_is_handed_over(
+    app: Any, client: httpx.AsyncClient
+) -> None:
+    job_id = await _job_from_storage(app, client)
+    body = (await client.get(f"/v1/jobs/{job_id}")).json()
+    assert body["status"] == "succeeded" and body["attempts"] == 2
