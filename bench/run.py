@@ -21,10 +21,11 @@ in the page cache: the client then reads from memory, not from disk.
    (`?fsync=1` for the extra "bare + fsync" baseline, which fsyncs before answering as
    filejob does by default). MB/s = file bytes / curl's `time_total`, MB = 10^6 bytes. The
    sides are interleaved (bare, filejob, bare + fsync, filejob fsync=false, and again) for
-   `--repeats` rounds; the table gives the median per side and the ratio of medians. Before
-   each upload `sync` flushes earlier dirty pages, so no upload pays for another's writeback;
-   after each, the bare file is removed, and the filejob job is awaited (its checksum run
-   would otherwise compete for the CPUs) and deleted.
+   `--repeats` rounds, after `--warmup` unmeasured rounds (first requests, and first use of
+   fresh memory in a VM, are slow); the table gives the median per side and the ratio of
+   medians. Before each upload `sync` flushes earlier dirty pages, so no upload pays for
+   another's writeback; after each, the bare file is removed, and the filejob job is awaited
+   (its checksum run would otherwise compete for the CPUs) and deleted.
 2. Memory. The filejob server's VmRSS is sampled every 20 ms in a thread during each upload
    (max reported), next to its idle VmRSS and VmHWM before and after.
 3. Disk writes. `/proc/<pid>/io` `write_bytes` (bytes sent, or to be sent, to the block layer)
@@ -347,6 +348,8 @@ def curl_transfer(
     argv = [
         "curl",
         "-sS",
+        "--noproxy",
+        "*",
         "--fail-with-body",
         "-o",
         output,
@@ -556,6 +559,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_avg_start": load_average(),
         "file_bytes": size,
         "repeats": args.repeats,
+        "warmup": args.warmup,
     }
     tmp = Path(tempfile.mkdtemp(prefix="filejob-bench-"))
     servers: list[Server] = []
@@ -579,25 +583,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "bare_fsync": [],
             "filejob_nofsync": [],
         }
-        for round_no in range(args.repeats):
+
+        def upload_once(side: str) -> Transfer:
+            os.sync()
+            if side == "bare":
+                return upload_bare(bare, big, False, scratch)
+            if side == "bare_fsync":
+                return upload_bare(bare, big, True, scratch)
+            return upload_filejob(fj if side == "filejob_fsync" else fj_nofsync, big, scratch)
+
+        warmups: dict[str, list[float]] = {side: [] for side in sides}
+        for round_no in range(-args.warmup, args.repeats):
             for side in sides:
-                os.sync()
-                if side == "bare":
-                    t = upload_bare(bare, big, False, scratch)
-                elif side == "bare_fsync":
-                    t = upload_bare(bare, big, True, scratch)
-                elif side == "filejob_fsync":
-                    t = upload_filejob(fj, big, scratch)
+                t = upload_once(side)
+                label = f"round {round_no + 1}" if round_no >= 0 else "warm-up"
+                if round_no >= 0:
+                    sides[side].append(t)
                 else:
-                    t = upload_filejob(fj_nofsync, big, scratch)
-                sides[side].append(t)
+                    warmups[side].append(t.mbps)
                 print(
-                    f"  upload round {round_no + 1} {side:16} {t.mbps:8.1f} MB/s "
-                    f"({t.seconds:.2f} s)",
+                    f"  upload {label:8} {side:16} {t.mbps:8.1f} MB/s ({t.seconds:.2f} s)",
                     file=sys.stderr,
                 )
         uploads = {side: summarize(ts, size) for side, ts in sides.items()}
         results["upload"] = uploads
+        results["upload_warmup_mbps"] = warmups
         results["filejob_after_uploads"] = proc_status(fj.pid)
         results["ratios"] = {
             "upload_filejob_fsync_vs_bare": uploads["filejob_fsync"]["mbps_median"]
@@ -616,16 +626,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"compress job ended {job['status']}: {job.get('error')}")
         os.sync()
         downloads: dict[str, list[Transfer]] = {"bare": [], "filejob": []}
-        for round_no in range(args.repeats):
+        for round_no in range(-args.warmup, args.repeats):
             for side in downloads:
                 if side == "bare":
                     t = download(bare, "/file", scratch)
                 else:
                     t = download(fj, f"/v1/jobs/{job_id}/result", scratch)
-                downloads[side].append(t)
-                print(
-                    f"  download round {round_no + 1} {side:14} {t.mbps:8.1f} MB/s", file=sys.stderr
-                )
+                label = f"round {round_no + 1}" if round_no >= 0 else "warm-up"
+                if round_no >= 0:
+                    downloads[side].append(t)
+                print(f"  download {label:8} {side:14} {t.mbps:8.1f} MB/s", file=sys.stderr)
         results["download"] = {
             side: {**summarize(ts, ts[0].payload_bytes), "bytes": ts[0].payload_bytes}
             for side, ts in downloads.items()
@@ -685,8 +695,8 @@ def report(r: dict[str, Any]) -> str:
         f"fastapi {pk['fastapi']}  python-multipart {pk['python-multipart']}  "
         f"httptools {pk['httptools']}  uvloop {pk['uvloop']}  curl {m['curl']}",
         f"load average: start {la0} / end {la1}",
-        f"file: {_mib(r['file_bytes'])} random; {r['repeats']} interleaved runs per side, "
-        "medians; MB/s = 10^6 bytes of file per second (curl time_total)",
+        f"file: {_mib(r['file_bytes'])} random; {r['repeats']} interleaved runs per side after "
+        f"{r['warmup']} warm-up, medians; MB/s = 10^6 bytes of file per second (curl time_total)",
         "main figures: filejob with FILEJOB_FSYNC=true (the default)",
         "",
     ]
@@ -767,7 +777,8 @@ def report(r: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="filejob vs. a bare Starlette app.")
     parser.add_argument("--size-mib", type=int, default=1024, help="test file size")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per side")
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs per side")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs per side first")
     parser.add_argument("--processes", type=int, default=2, help="requests/s client processes")
     parser.add_argument("--connections", type=int, default=4, help="connections per process")
     parser.add_argument("--rps-seconds", type=float, default=5.0)
