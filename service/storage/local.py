@@ -86,7 +86,7 @@ class LocalStorage:
         return f"{rel.parts[0]}/{rel.name}"
 
     def new_spool(self, memory_bytes: int) -> UploadSpool:
-        return UploadSpool(self.temp_files, memory_bytes)
+        return UploadSpool(self.temp_files, memory_bytes, early_writeback=self.fsync)
 
     # -- core -----------------------------------------------------------------------------
 

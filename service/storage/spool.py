@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from service.storage.tmpfiles import TempFiles
+from service.storage.tmpfiles import TempFiles, start_writeback
 
 
 class UploadSpool(io.RawIOBase):
     """A seekable binary file for one uploaded part; see the module doc."""
 
-    def __init__(self, temp_files: TempFiles, memory_bytes: int) -> None:
+    def __init__(
+        self, temp_files: TempFiles, memory_bytes: int, *, early_writeback: bool = False
+    ) -> None:
         super().__init__()
         self._temp_files = temp_files
+        self._early_writeback = early_writeback
+        # write_all() runs in a worker thread while the request is still being parsed; a parse
+        # error closes the spool from the event loop, which must wait for that write to end.
+        self._lock = threading.Lock()
         self._max_size = memory_bytes  # read by Starlette's UploadFile to decide on threads
         self._rolled = False
         self._file: BinaryIO = io.BytesIO()
@@ -53,6 +61,18 @@ class UploadSpool(io.RawIOBase):
         self.sha256.update(data)
         self.size += len(data)
         return self._file.write(data)
+
+    def write_all(self, chunks: Iterable[bytes | memoryview]) -> None:
+        """Write (and hash) a batch; for a worker thread. On disk, ask the kernel to start
+        writing back what is dirty, so that the fsync at commit has only the tail left."""
+        with self._lock:
+            if self.closed:
+                raise ValueError("write to closed spool")
+            for chunk in chunks:
+                self.write(chunk)  # type: ignore[arg-type]
+            if self._rolled and self._early_writeback:
+                self._file.flush()
+                start_writeback(self._file.fileno())
 
     def read(self, size: int = -1) -> bytes:
         return self._file.read(size)
@@ -85,9 +105,10 @@ class UploadSpool(io.RawIOBase):
         return True
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self._file.close()
-        if self.named_path is not None:
-            self.named_path.unlink(missing_ok=True)
-        super().close()
+        with self._lock:
+            if self.closed:
+                return
+            self._file.close()
+            if self.named_path is not None:
+                self.named_path.unlink(missing_ok=True)
+            super().close()
