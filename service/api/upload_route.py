@@ -44,6 +44,11 @@ class UploadPolicy:
         return self.max_file_bytes + FORM_OVERHEAD_BYTES
 
 
+def _mark_retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class PipelinedUpload(UploadFile):
     """The UploadFile our parser creates: its disk writes overlap with parsing.
 
@@ -77,6 +82,9 @@ class PipelinedUpload(UploadFile):
         self._in_flight = asyncio.ensure_future(
             anyio.to_thread.run_sync(self._spool.write_all, batch)
         )
+        # If parsing fails, the parser closes the spool and nobody awaits this write; its
+        # error ("closed spool") is expected then, and must not be logged as unretrieved.
+        self._in_flight.add_done_callback(_mark_retrieved)
 
     async def _drain(self) -> None:
         if self._batch:

@@ -68,11 +68,13 @@ class UploadSpool(io.RawIOBase):
         with self._lock:
             if self.closed:
                 raise ValueError("write to closed spool")
+            start = self._file.tell()
             for chunk in chunks:
                 self.write(chunk)  # type: ignore[arg-type]
             if self._rolled and self._early_writeback:
                 self._file.flush()
-                start_writeback(self._file.fileno())
+                end = self._file.tell()
+                start_writeback(self._file.fileno(), start, end - start)
 
     def read(self, size: int = -1) -> bytes:
         return self._file.read(size)

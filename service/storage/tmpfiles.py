@@ -31,10 +31,13 @@ def _link_empty_path(fd: int, target: Path) -> None:
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def start_writeback(fd: int) -> None:
-    """Start (not wait for) writeback of the file's dirty pages: sync_file_range(2). Spreads a
-    large file's disk writes over the time it is received instead of all at the final fsync."""
-    _libc.sync_file_range(fd, ctypes.c_longlong(0), ctypes.c_longlong(0), _SYNC_FILE_RANGE_WRITE)
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start (not wait for) writeback of a byte range's dirty pages: sync_file_range(2). Spreads
+    a large file's disk writes over the time it is received instead of all at the final fsync.
+    Advisory: where the call is unavailable or fails, the fsync at commit does all the work."""
+    _libc.sync_file_range(
+        fd, ctypes.c_longlong(offset), ctypes.c_longlong(length), _SYNC_FILE_RANGE_WRITE
+    )
 
 
 def _link_proc(fd: int, target: Path) -> None:

@@ -194,3 +194,26 @@ async def test_malformed_multipart_is_400(
     assert response.json()["code"] == "malformed_multipart"
     assert await job_rows(app) == 0
     assert_clean(data_dir)
+
+
+async def test_large_truncated_body_with_writes_in_flight_leaves_nothing(
+    client: httpx.AsyncClient, app: Any, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gc
+
+    async def body() -> Any:
+        yield (
+            b'--xyz\r\nContent-Disposition: form-data; name="processor"\r\n\r\nchecksum\r\n'
+            b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+        )
+        for _ in range(96):  # 24 MiB: several batches are written while parsing goes on
+            yield os.urandom(256 * 1024)
+
+    response = await client.post(
+        "/v1/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=xyz"}
+    )
+    assert response.status_code == 400 and response.json()["code"] == "malformed_multipart"
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+    assert await job_rows(app) == 0
+    assert_clean(data_dir)
