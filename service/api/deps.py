@@ -23,11 +23,13 @@ class Services:
     executor: Executor
 
 
-def get_services(request: Request) -> Services:
+# `async def` on purpose: FastAPI runs plain `def` dependencies in its threadpool, one thread
+# round trip per dependency per request.
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_jobs(request: Request) -> JobService:
+async def get_jobs(request: Request) -> JobService:
     return request.app.state.services.jobs
 
 
