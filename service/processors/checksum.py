@@ -9,8 +9,6 @@ from pydantic import BaseModel
 
 from service.processors.base import NoParams, Output, Processor, ProcessorContext
 
-CHUNK_SIZE = 1024 * 1024
-
 
 class Checksum(Processor):
     name = "checksum"

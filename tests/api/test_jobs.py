@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,20 +104,24 @@ async def test_unknown_job_is_404_problem(client: httpx.AsyncClient) -> None:
 # -- listing ------------------------------------------------------------------------------
 
 
-async def test_list_newest_first_with_cursor(client: httpx.AsyncClient, drain: Any) -> None:
-    ids = [(await submit(client, f"{n}".encode())).json()["id"] for n in range(7)]
-    await drain()
-    seen: list[str] = []
+async def pages(client: httpx.AsyncClient, limit: int) -> AsyncIterator[list[str]]:
+    """Job ids page by page, following `next_cursor` to the end."""
     cursor = None
     while True:
-        params: dict[str, Any] = {"limit": 3}
+        params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
         page = (await client.get("/v1/jobs", params=params)).json()
-        seen += [item["id"] for item in page["items"]]
+        yield [item["id"] for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
-            break
+            return
+
+
+async def test_list_newest_first_with_cursor(client: httpx.AsyncClient, drain: Any) -> None:
+    ids = [(await submit(client, f"{n}".encode())).json()["id"] for n in range(7)]
+    await drain()
+    seen = [job_id async for page in pages(client, 3) for job_id in page]
     assert seen == list(reversed(ids))
 
 
@@ -157,20 +162,11 @@ async def test_pagination_stays_correct_under_concurrent_inserts(
     client: httpx.AsyncClient, drain: Any
 ) -> None:
     before = [(await submit(client, f"old{n}".encode())).json()["id"] for n in range(20)]
-    inserted: list[str] = []
     seen: list[str] = []
-    cursor = None
-    while True:
+    async for page in pages(client, 4):
+        seen += page
         # Another client keeps adding jobs while we page through.
-        inserted.append((await submit(client, os.urandom(16))).json()["id"])
-        params: dict[str, Any] = {"limit": 4}
-        if cursor:
-            params["cursor"] = cursor
-        page = (await client.get("/v1/jobs", params=params)).json()
-        seen += [item["id"] for item in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+        await submit(client, os.urandom(16))
     await drain()
     # Every job that existed when paging began shows up exactly once, in order; no duplicates.
     assert len(seen) == len(set(seen))
