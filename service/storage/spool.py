@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,8 +29,8 @@ class UploadSpool(io.RawIOBase):
         super().__init__()
         self._temp_files = temp_files
         self._early_writeback = early_writeback
-        # write_all() runs in a worker thread while the request is still being parsed; a parse
-        # error closes the spool from the event loop, which must wait for that write to end.
+        # Hashing and writeback run in a worker thread while the request is still being parsed;
+        # a parse error closes the spool from the event loop meanwhile.
         self._lock = threading.Lock()
         self._max_size = memory_bytes  # read by Starlette's UploadFile to decide on threads
         self._rolled = False
@@ -55,26 +54,32 @@ class UploadSpool(io.RawIOBase):
         return self._rolled
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
-        if not self._rolled and self._file.tell() + len(data) > self._max_size:
-            self.rollover()
-        # Hashing here keeps it in the worker thread Starlette writes from (hashlib drops the GIL).
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._file.write(data)
+        self.store(data)
+        self.hash(data)
+        return len(data)
 
-    def write_all(self, chunks: Iterable[bytes | memoryview]) -> None:
-        """Write (and hash) a batch; for a worker thread. On disk, ask the kernel to start
-        writing back what is dirty, so that the fsync at commit has only the tail left."""
+    def store(self, data: bytes | memoryview) -> None:
+        """Append without hashing (the caller hashes the same bytes, in order, with `hash`)."""
         with self._lock:
             if self.closed:
                 raise ValueError("write to closed spool")
-            start = self._file.tell()
-            for chunk in chunks:
-                self.write(chunk)  # type: ignore[arg-type]
-            if self._rolled and self._early_writeback:
+            if not self._rolled and self._file.tell() + len(data) > self._max_size:
+                self.rollover()
+            self._file.write(data)
+            self.size += len(data)
+
+    def hash(self, *chunks: bytes | memoryview) -> None:
+        """Add bytes already stored to the sha256 (hashlib drops the GIL: thread-friendly)."""
+        for chunk in chunks:
+            self.sha256.update(chunk)
+
+    def start_writeback(self, offset: int, length: int) -> None:
+        """With early writeback on, start writing a stored range to disk now, so that the fsync
+        at commit has only the tail left (does not wait for the disk)."""
+        with self._lock:  # a closed spool's descriptor number may already belong to another file
+            if self._early_writeback and self._rolled and not self.closed:
                 self._file.flush()
-                end = self._file.tell()
-                start_writeback(self._file.fileno(), start, end - start)
+                start_writeback(self._file.fileno(), offset, length)
 
     def read(self, size: int = -1) -> bytes:
         return self._file.read(size)
