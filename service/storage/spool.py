@@ -68,10 +68,9 @@ class UploadSpool(io.RawIOBase):
             self._file.write(data)
             self.size += len(data)
 
-    def hash(self, *chunks: bytes | memoryview) -> None:
+    def hash(self, data: bytes | memoryview) -> None:
         """Add bytes already stored to the sha256 (hashlib drops the GIL: thread-friendly)."""
-        for chunk in chunks:
-            self.sha256.update(chunk)
+        self.sha256.update(data)
 
     def start_writeback(self, offset: int, length: int) -> None:
         """With early writeback on, start writing a stored range to disk now, so that the fsync
