@@ -139,19 +139,30 @@ def test_interrupted_download_deletes_nothing(live: LiveServer) -> None:
         assert client.get(job["result"]["url"]).status_code == 410
 
 
+def sha256_of_download_while(client: Any, url: str, meanwhile: Any) -> str:
+    """Download `url`, running `meanwhile()` once the first MiB has arrived."""
+    with client.stream("GET", url) as stream:
+        chunks = stream.iter_bytes(1 << 20)
+        digest = hashlib.sha256(next(chunks))
+        meanwhile()
+        for chunk in chunks:
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def test_download_in_flight_survives_deletion(live: LiveServer) -> None:
     job = big_result_job(live, delete_after_download=True)
     with live.client() as slow, live.client() as fast:
-        with slow.stream("GET", job["result"]["url"]) as stream:
-            chunks = stream.iter_bytes(1 << 20)
-            digest = hashlib.sha256(next(chunks))
-            # Meanwhile another client downloads it completely, which deletes the files.
+
+        def another_client_downloads_it_completely() -> None:
             assert fast.get(job["result"]["url"]).status_code == 200
             assert fast.get(f"/v1/jobs/{job['id']}").json()["status"] == "expired"
             assert not list((live.data_dir / "blobs" / "results").rglob(job["id"]))
-            for chunk in chunks:
-                digest.update(chunk)
-        assert digest.hexdigest() == job["result"]["sha256"]
+
+        digest = sha256_of_download_while(
+            slow, job["result"]["url"], another_client_downloads_it_completely
+        )
+        assert digest == job["result"]["sha256"]
         gone = fast.get(job["result"]["url"])
         assert gone.status_code == 410 and gone.json()["code"] == "result_gone"
 
@@ -159,13 +170,14 @@ def test_download_in_flight_survives_deletion(live: LiveServer) -> None:
 def test_delete_during_download_then_404(live: LiveServer) -> None:
     job = big_result_job(live, delete_after_download=False)
     with live.client() as reader, live.client() as admin:
-        with reader.stream("GET", job["result"]["url"]) as stream:
-            chunks = stream.iter_bytes(1 << 20)
-            digest = hashlib.sha256(next(chunks))
+
+        def delete_the_job() -> None:
             assert admin.delete(f"/v1/jobs/{job['id']}").status_code == 204
-            for chunk in chunks:
-                digest.update(chunk)
-        assert digest.hexdigest() == job["result"]["sha256"]
+
+        assert (
+            sha256_of_download_while(reader, job["result"]["url"], delete_the_job)
+            == (job["result"]["sha256"])
+        )
         assert admin.get(job["result"]["url"]).status_code == 404
 
 
