@@ -47,10 +47,17 @@ def create_app(
             available,
             threads=anyio.CapacityLimiter(settings.workers),
             progress_interval=settings.progress_interval,
+            retry_base_delay=settings.retry_base_delay,
+            retry_max_delay=settings.retry_max_delay,
         )
         executor = InProcessExecutor(runner, settings.workers)
         job_service = JobService(
-            db, storage, available, executor, max_upload_bytes=settings.max_upload_bytes
+            db,
+            storage,
+            available,
+            executor,
+            max_upload_bytes=settings.max_upload_bytes,
+            max_attempts=settings.max_attempts,
         )
         app.state.services = Services(settings, job_service, available, executor)
         app.state.upload_policy = UploadPolicy(

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         le=256,
         description="Jobs processed at once; the rest wait in FIFO order.",
     )
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="Most attempts per job; a job may ask for fewer."
+    )
+    retry_base_delay: float = Field(
+        2.0, ge=0, description="Seconds before the first retry; doubles each time, with jitter."
+    )
+    retry_max_delay: float = Field(300.0, ge=0, description="Longest wait between two attempts.")
     result_ttl: float = Field(
         24 * 3600.0, gt=0, description="Seconds a finished job's files are kept."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,13 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.processors.base import Output, ProcessingError, Processor, ProcessorContext
+from service.processors.base import (
+    Output,
+    ProcessingError,
+    Processor,
+    ProcessorContext,
+    RetryableError,
+)
 from service.processors.registry import ProcessorRegistry, builtin_processors
 
 
@@ -62,8 +69,41 @@ class Crash(Processor):
         raise ZeroDivisionError("bug in processor")
 
 
+class FlakyParams(BaseModel):
+    key: str
+    failures: int = 1
+    kind: str = "retryable"  # retryable | oserror | enospc | permanent
+
+
+# Runs per key, so that a test can make a job fail its first N attempts.
+FLAKY_RUNS: dict[str, int] = {}
+
+
+class Flaky(Processor):
+    """Fails its first `failures` runs (per `key`) in the way `kind` says, then copies."""
+
+    name = "flaky"
+    description = "Test processor: fails a given number of times."
+    Params = FlakyParams
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, FlakyParams)
+        FLAKY_RUNS[params.key] = runs = FLAKY_RUNS.get(params.key, 0) + 1
+        if runs <= params.failures:
+            ctx.output.write(b"partial")
+            if params.kind == "retryable":
+                raise RetryableError(f"flaky run {runs}", code="flaky")
+            if params.kind == "oserror":
+                raise OSError(errno.EIO, "I/O error")
+            if params.kind == "enospc":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            raise ProcessingError(f"permanent on run {runs}", code="permanent")
+        ctx.output.write(ctx.input.read())
+        return Output(filename="flaky.out", content_type="application/octet-stream")
+
+
 def test_registry() -> ProcessorRegistry:
-    return ProcessorRegistry([*builtin_processors(), Slow(), Crash()])
+    return ProcessorRegistry([*builtin_processors(), Slow(), Crash(), Flaky()])
 
 
 test_registry.__test__ = False  # type: ignore[attr-defined]
@@ -87,6 +127,7 @@ async def submit(
     content_type: str = "application/octet-stream",
     params: dict[str, Any] | str | None = None,
     delete_after_download: bool | None = None,
+    max_attempts: int | None = None,
 ) -> httpx.Response:
     import json
 
@@ -95,6 +136,8 @@ async def submit(
         data["params"] = params if isinstance(params, str) else json.dumps(params)
     if delete_after_download is not None:
         data["delete_after_download"] = "true" if delete_after_download else "false"
+    if max_attempts is not None:
+        data["max_attempts"] = str(max_attempts)
     return await client.post(
         "/v1/jobs", data=data, files={"file": (filename, content, content_type)}
     )

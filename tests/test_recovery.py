@@ -34,7 +34,8 @@ async def test_running_and_queued_jobs_resume_after_restart(settings: Settings) 
             await app.state.services.executor.drain()
             first: Any = (await client.get(f"/v1/jobs/{running}")).json()
             second: Any = (await client.get(f"/v1/jobs/{queued}")).json()
-            assert first["status"] == "succeeded" and first["attempts"] == 2
+            # A graceful shutdown gives the interrupted attempt back: it was not the job's fault.
+            assert first["status"] == "succeeded" and first["attempts"] == 1
             assert second["status"] == "succeeded" and second["attempts"] == 1
             result = (await client.get(first["result"]["url"])).content
             assert hashlib.sha256(result).hexdigest() == hashlib.sha256(content).hexdigest()

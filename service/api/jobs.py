@@ -58,11 +58,17 @@ async def submit_job(
     processor: Annotated[str, Form(min_length=1, description="Processor name.")],
     params: Annotated[str | None, Form(description="Processor params, a JSON object.")] = None,
     delete_after_download: Annotated[bool, Form()] = False,
+    max_attempts: Annotated[
+        int | None,
+        Form(ge=1, description="Most attempts for this job; capped by FILEJOB_MAX_ATTEMPTS."),
+    ] = None,
 ) -> Response:
     # From here on the job, not the request, owns the open upload (see service/uploadfile.py).
     upload = OwnedUpload.take(file)
     try:
-        job = await jobs.submit(upload, processor.strip(), params, delete_after_download)
+        job = await jobs.submit(
+            upload, processor.strip(), params, delete_after_download, max_attempts
+        )
     except BaseException:
         await upload.release()
         raise

@@ -38,6 +38,10 @@ class JobOut(BaseModel):
     params: dict[str, Any]
     progress: float = Field(ge=0, le=1)
     attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None = Field(
+        description="When a job waiting for a retry runs again."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -67,6 +71,8 @@ class JobOut(BaseModel):
             params=job.params,
             progress=round(job.progress, 4),
             attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            next_attempt_at=job.next_attempt_at,
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,

@@ -61,6 +61,9 @@ class Job(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    # When a job waiting for a retry may run again; None: as soon as a worker is free.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delete_after_download: Mapped[bool] = mapped_column(default=False)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -71,7 +71,7 @@ class JobRepository:
         return result.rowcount == 1  # type: ignore[attr-defined]
 
     async def start(self, job_id: str) -> bool:
-        """queued -> running, counting the attempt."""
+        """queued -> running, counting the attempt (the last attempt's error stays visible)."""
         return await self.transition(
             job_id,
             JobStatus.RUNNING,
@@ -79,8 +79,7 @@ class JobRepository:
             attempts=Job.attempts + 1,
             started_at=utcnow(),
             progress=0.0,
-            error_code=None,
-            error_message=None,
+            next_attempt_at=None,
         )
 
     async def set_progress(self, job_id: str, progress: float) -> None:

@@ -3,11 +3,14 @@ outcome. Shared by every executor."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
+import random
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import BinaryIO
 
 import anyio
@@ -15,11 +18,18 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from service.db import Database
-from service.jobs.model import Job
+from service.jobs.model import Job, utcnow
 from service.jobs.repository import JobRepository
 from service.jobs.service import result_key
 from service.jobs.states import JobStatus
-from service.processors.base import Cancelled, Output, ProcessingError, Processor, ProcessorContext
+from service.processors.base import (
+    Cancelled,
+    Output,
+    ProcessingError,
+    Processor,
+    ProcessorContext,
+    RetryableError,
+)
 from service.processors.registry import ProcessorRegistry
 from service.storage.base import BlobNotFound, BlobReader, BlobWriter, Storage
 from service.uploadfile import OwnedUpload
@@ -29,11 +39,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunControl:
-    """How an executor stops a running job: set `stop` with `reason` "cancel" or "shutdown"."""
+    """Between an executor and one run: the executor stops the job by setting `stop` (with
+    `reason` "cancel" or "shutdown"); the runner sets `retry_in` (seconds) when the job went
+    back to the queue for another attempt."""
 
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = "cancel"
     done: anyio.Event = field(default_factory=anyio.Event)
+    retry_in: float | None = None
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Seconds before the attempt after `attempt`: exponential, capped, with jitter (50-100%)
+    so that jobs failing together do not all come back at the same moment."""
+    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+def _io_code(exc: OSError) -> str:
+    return "storage_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
 
 
 class HashingOutput(io.RawIOBase):
@@ -81,7 +104,11 @@ class JobRunner:
         *,
         threads: anyio.CapacityLimiter,
         progress_interval: float,
+        retry_base_delay: float = 2.0,
+        retry_max_delay: float = 300.0,
     ) -> None:
+        self.retry_base_delay = retry_base_delay
+        self.retry_max_delay = retry_max_delay
         self.db = db
         self.storage = storage
         self.registry = registry
@@ -192,25 +219,36 @@ class JobRunner:
         if control.stop.is_set() or isinstance(outcome, Cancelled):
             await writer.discard()
             if control.reason == "shutdown":
-                await self._finish(job.id, JobStatus.QUEUED, None, None)
+                # We interrupted it ourselves: that attempt does not count.
+                await self._finish(
+                    job.id,
+                    JobStatus.QUEUED,
+                    job.error_code,
+                    job.error_message,
+                    attempts=Job.attempts - 1,
+                )
             else:
                 await self._finish(job.id, JobStatus.CANCELLED, None, None)
             return
         if isinstance(outcome, BaseException):
             await writer.discard()
-            if isinstance(outcome, ProcessingError):
-                code, message = outcome.code, outcome.message
+            if isinstance(outcome, RetryableError):
+                await self._retry_or_fail(job, outcome.code, outcome.message, control)
+            elif isinstance(outcome, ProcessingError):
+                await self._finish(job.id, JobStatus.FAILED, outcome.code, outcome.message)
+            elif isinstance(outcome, OSError):  # I/O trouble is worth another try
+                await self._retry_or_fail(job, _io_code(outcome), str(outcome), control)
             else:
                 log.error("job %s: processor %s crashed", job.id, job.processor, exc_info=outcome)
-                code, message = "processor_error", f"{type(outcome).__name__}: {outcome}"
-            await self._finish(job.id, JobStatus.FAILED, code, message)
+                message = f"{type(outcome).__name__}: {outcome}"
+                await self._finish(job.id, JobStatus.FAILED, "processor_error", message)
             return
         try:
             output.flush()
             info = await writer.commit()
         except OSError as exc:
             await writer.discard()
-            await self._finish(job.id, JobStatus.FAILED, "storage_error", str(exc))
+            await self._retry_or_fail(job, _io_code(exc), str(exc), control)
             return
         await self._finish(
             job.id,
@@ -224,6 +262,20 @@ class JobRunner:
             result_size=output.size,
             result_sha256=output.sha256.hexdigest(),
         )
+
+    async def _retry_or_fail(self, job: Job, code: str, message: str, control: RunControl) -> None:
+        if job.attempts >= job.max_attempts:
+            await self._finish(job.id, JobStatus.FAILED, code, message)
+            return
+        delay = backoff(job.attempts, self.retry_base_delay, self.retry_max_delay)
+        await self._finish(
+            job.id,
+            JobStatus.QUEUED,
+            code,
+            message,
+            next_attempt_at=utcnow() + timedelta(seconds=delay),
+        )
+        control.retry_in = delay
 
     async def _finish(
         self,

@@ -69,12 +69,14 @@ class JobService:
         executor: Executor,
         *,
         max_upload_bytes: int,
+        max_attempts: int = 3,
     ) -> None:
         self.db = db
         self.storage = storage
         self.registry = registry
         self.executor = executor
         self.max_upload_bytes = max_upload_bytes
+        self.max_attempts = max_attempts
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -114,8 +116,10 @@ class JobService:
         processor_name: str,
         params_json: str | None,
         delete_after_download: bool,
+        max_attempts: int | None = None,
     ) -> Job:
-        """Validate, store the input, commit the row: after this returns the job is safe."""
+        """Validate, store the input, commit the row: after this returns the job is safe.
+        `max_attempts` is capped by the server's setting."""
         processor, params = self.validate_request(processor_name, params_json)
         size, sha256 = await digest_of(upload.file)
         if size == 0:
@@ -148,6 +152,7 @@ class JobService:
             params=params,
             progress=0.0,
             attempts=0,
+            max_attempts=min(max_attempts or self.max_attempts, self.max_attempts),
             delete_after_download=delete_after_download,
             created_at=now,
             updated_at=now,
@@ -279,15 +284,33 @@ class JobService:
 
     async def resume_unfinished(self) -> int:
         """Re-submit the jobs a previous process left queued or running. Their inputs are
-        intact (a 202 means stored); a `running` one already counted its attempt."""
+        intact (a 202 means stored). A `running` one was interrupted by the process dying and
+        has counted that attempt; one that has used up its attempts that way is a poison input
+        (it killed or hung the process each time) and fails with `crashed` instead of taking
+        the server down again."""
+        resumed: list[tuple[str, float]] = []
+        now = utcnow()
         async with self.db.write() as session:
             repo = JobRepository(session)
-            jobs = await repo.unfinished()
-            for job in jobs:
+            for job in await repo.unfinished():
                 if job.status is JobStatus.RUNNING:
+                    if job.attempts >= job.max_attempts:
+                        await repo.transition(
+                            job.id,
+                            JobStatus.FAILED,
+                            expected=[JobStatus.RUNNING],
+                            error_code="crashed",
+                            error_message=(
+                                f"The server stopped while running this job, {job.attempts} "
+                                "time(s); it is not tried again."
+                            ),
+                        )
+                        continue
                     await repo.transition(job.id, JobStatus.QUEUED, expected=[JobStatus.RUNNING])
-        for job in jobs:
-            await self.executor.submit(job.id)
-        if jobs:
-            log.info("resumed %d unfinished job(s)", len(jobs))
-        return len(jobs)
+                due = job.next_attempt_at
+                resumed.append((job.id, (due - now).total_seconds() if due else 0.0))
+        for job_id, delay in resumed:
+            await self.executor.submit(job_id, delay=max(0.0, delay))
+        if resumed:
+            log.info("resumed %d unfinished job(s)", len(resumed))
+        return len(resumed)

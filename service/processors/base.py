@@ -41,6 +41,14 @@ class ProcessingError(Exception):
         self.message = message
 
 
+class RetryableError(ProcessingError):
+    """A transient failure (a remote service down, a lock held): the job is tried again later,
+    up to its `max_attempts`, and fails with `code` once they are used up."""
+
+    def __init__(self, message: str, code: str = "transient_error") -> None:
+        super().__init__(message, code)
+
+
 class Cancelled(Exception):
     """Raised inside `run()` by `ProcessorContext.check_cancelled()` once the job is cancelled."""
 

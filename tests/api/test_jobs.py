@@ -22,6 +22,8 @@ JOB_FIELDS = {
     "params",
     "progress",
     "attempts",
+    "max_attempts",
+    "next_attempt_at",
     "created_at",
     "started_at",
     "finished_at",

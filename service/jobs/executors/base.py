@@ -12,10 +12,12 @@ class Executor(Protocol):
         """Begin taking jobs (called in the app's lifespan)."""
         ...
 
-    async def submit(self, job_id: str, upload: OwnedUpload | None = None) -> None:
-        """Schedule a queued job and return at once. The executor owns `upload` from here on
-        (a still-open copy of the stored input, or None to read it from storage) and releases
-        it whatever happens."""
+    async def submit(
+        self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
+    ) -> None:
+        """Schedule a queued job to run once `delay` seconds have passed, and return at once.
+        The executor owns `upload` from here on (a still-open copy of the stored input, or
+        None to read it from storage) and releases it whatever happens."""
         ...
 
     async def cancel(self, job_id: str) -> bool:

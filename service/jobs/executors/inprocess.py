@@ -26,6 +26,7 @@ class InProcessExecutor:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._running: dict[str, RunControl] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # jobs waiting for a retry
         self._closed = False
 
     async def start(self) -> None:
@@ -34,13 +35,30 @@ class InProcessExecutor:
             for n in range(self.workers)
         ]
 
-    async def submit(self, job_id: str, upload: OwnedUpload | None = None) -> None:
+    async def submit(
+        self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
+    ) -> None:
         if self._closed:
             # Stays queued in the database; the next start picks it up.
             if upload is not None:
                 await upload.release()
             return
+        if delay > 0:
+            if upload is not None:  # nothing is held open while a job waits
+                await upload.release()
+            loop = asyncio.get_running_loop()
+            self._timers[job_id] = loop.call_later(delay, self._due, job_id)
+            return
         self._queue.put_nowait((job_id, upload))
+
+    def _due(self, job_id: str) -> None:
+        self._timers.pop(job_id, None)
+        if not self._closed:
+            self._queue.put_nowait((job_id, None))
+
+    @property
+    def waiting_for_retry(self) -> int:
+        return len(self._timers)
 
     async def cancel(self, job_id: str) -> bool:
         control = self._running.get(job_id)
@@ -51,9 +69,18 @@ class InProcessExecutor:
         await control.done.wait()
         return True
 
-    async def drain(self) -> None:
-        """Wait until every submitted job has been run (tests' "burst mode")."""
-        await self._queue.join()
+    async def drain(self, *, retries: bool = True) -> None:
+        """Wait until every submitted job has been run, and with `retries` the retries they
+        scheduled too (tests' "burst mode": give them a small retry delay)."""
+        while True:
+            await self._queue.join()
+            if not self._timers or not retries:
+                return
+            await asyncio.sleep(
+                min(t.when() for t in self._timers.values())
+                - asyncio.get_running_loop().time()
+                + 0.001
+            )
 
     @property
     def running(self) -> int:
@@ -61,6 +88,9 @@ class InProcessExecutor:
 
     async def shutdown(self) -> None:
         self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()  # their rows say when they are due; the next start resumes them
+        self._timers.clear()
         for control in self._running.values():
             control.reason = "shutdown"
             control.stop.set()
@@ -85,6 +115,8 @@ class InProcessExecutor:
             self._running[job_id] = control
             try:
                 await self.runner.run(job_id, upload, control)
+                if control.retry_in is not None:
+                    await self.submit(job_id, delay=control.retry_in)
             except asyncio.CancelledError:
                 raise
             except Exception:
