@@ -86,6 +86,7 @@ def create_app(
         summary="Upload a file, get a job; poll it; stream the result back.",
         lifespan=lifespan,
     )
+    app.state.draining = False  # set by `DrainingServer` on SIGTERM/SIGINT
     install_error_handlers(app)
     app.include_router(jobs.upload_router)
     app.include_router(jobs.router)

@@ -22,6 +22,7 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.server import DrainingServer
 
     settings = Settings()
     if host is not None:
@@ -31,13 +32,15 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
     )
+    DrainingServer(config, app, settings.shutdown_grace).run()
 
 
 @db_app.command("upgrade")

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     spool_memory_bytes: int = Field(
         1 * MiB, ge=0, description="Upload bytes held in memory before spooling to disk."
     )
+    shutdown_grace: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM/SIGINT, seconds running jobs get to finish before being "
+        "stopped (they then stay queued for the next start).",
+    )
     log_level: str = Field("info", description="uvicorn/filejob log level.")
 
     @model_validator(mode="after")

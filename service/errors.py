@@ -94,6 +94,10 @@ class InvalidCursor(FilejobError):
     code, status, title = "invalid_cursor", 422, "Invalid pagination cursor"
 
 
+class ShuttingDown(FilejobError):
+    code, status, title = "shutting_down", 503, "The server is shutting down"
+
+
 class ServiceUnavailable(FilejobError):
     code, status, title = "service_unavailable", 503, "Service temporarily unavailable"
 

@@ -21,7 +21,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from service.api.pipelined_upload import PipelinedUpload
-from service.errors import MalformedMultipart, MalformedRequest, PayloadTooLarge
+from service.errors import MalformedMultipart, MalformedRequest, PayloadTooLarge, ShuttingDown
 from service.storage.spool import UploadSpool
 
 # Room for the non-file fields and part headers on top of the file's own limit.
@@ -141,6 +141,12 @@ class UploadRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def parse_then_handle(request: Request) -> Response:
+            if request.app.state.draining:  # refuse before reading a byte of the body
+                raise ShuttingDown(
+                    "The server is shutting down; retry in a moment (another instance, or "
+                    "this one after its restart).",
+                    headers={"Retry-After": "10"},
+                )
             form = await parse_upload_form(request, request.app.state.upload_policy)
             # Starlette caches the parsed form here; FastAPI's request.form() then returns it
             # (and closes it when the request ends) instead of reading the consumed stream.

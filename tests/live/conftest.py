@@ -34,6 +34,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_processors_on_path(root: Path) -> str:
+    """A PYTHONPATH under which a server also offers the tests' processors (slow, crash, flaky),
+    registered through a real entry-point distribution, as third-party plugins are."""
+    dist = root / "plugins" / "filejob_test_processors-1.0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: filejob-test-processors\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[filejob.processors]\n"
+        "slow = tests.support:Slow\n"
+        "crash = tests.support:Crash\n"
+        "flaky = tests.support:Flaky\n"
+    )
+    return os.pathsep.join([str(REPO), str(root / "plugins")])
+
+
+test_processors_on_path.__test__ = False  # type: ignore[attr-defined]
+
+
 def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     environment = {

@@ -8,6 +8,7 @@ and `recover()` re-submits whatever a previous process left unfinished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from service.jobs.runner import JobRunner, RunControl
@@ -28,6 +29,7 @@ class InProcessExecutor:
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}  # jobs waiting for a retry
         self._closed = False
+        self._paused = False
 
     async def start(self) -> None:
         self._tasks = [
@@ -86,6 +88,14 @@ class InProcessExecutor:
     def running(self) -> int:
         return len(self._running)
 
+    async def drain_running(self, grace: float) -> None:
+        """Start no more jobs; wait up to `grace` seconds for the running ones to finish."""
+        self._paused = True
+        running = [control.done.wait() for control in self._running.values()]
+        if running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*running), grace)
+
     async def shutdown(self) -> None:
         self._closed = True
         for timer in self._timers.values():
@@ -111,6 +121,13 @@ class InProcessExecutor:
     async def _work(self) -> None:
         while True:
             job_id, upload = await self._queue.get()
+            if self._paused:
+                # Draining before shutdown: the job stays queued (in the database) for the
+                # next start.
+                if upload is not None:
+                    await upload.release()
+                self._queue.task_done()
+                continue
             control = RunControl()
             self._running[job_id] = control
             try:
