@@ -63,6 +63,8 @@ def create_app(
         app.state.upload_policy = UploadPolicy(
             max_file_bytes=settings.max_upload_bytes,
             new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),
+            free_bytes=storage.free_bytes,
+            min_free_bytes=settings.min_free_bytes,
         )
         sweeper = Sweeper(
             job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace

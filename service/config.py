@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Seconds before the first retry; doubles each time, with jitter."
     )
     retry_max_delay: float = Field(300.0, ge=0, description="Longest wait between two attempts.")
+    min_free_bytes: int = Field(
+        256 * MiB,
+        ge=0,
+        description="Uploads are refused (507) while less than this is free under data_dir.",
+    )
     result_ttl: float = Field(
         24 * 3600.0, gt=0, description="Seconds a finished job's files are kept."
     )

@@ -94,6 +94,10 @@ class InvalidCursor(FilejobError):
     code, status, title = "invalid_cursor", 422, "Invalid pagination cursor"
 
 
+class InsufficientStorage(FilejobError):
+    code, status, title = "insufficient_storage", 507, "Not enough storage space"
+
+
 class ShuttingDown(FilejobError):
     code, status, title = "shutting_down", 503, "The server is shutting down"
 
@@ -167,6 +171,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if "disk is full" in str(exc):  # SQLite's SQLITE_FULL
+        return problem(
+            InsufficientStorage.status,
+            InsufficientStorage.code,
+            InsufficientStorage.title,
+            "The database has no space left.",
+            request.url.path,
+            {"Retry-After": "60"},
+        )
     # "database is locked" (contention that outlasted busy_timeout) and a pool with no free
     # connection are temporary: tell the client when to come back instead of a 500.
     if isinstance(exc, PoolTimeout) or "locked" in str(exc) or "busy" in str(exc):

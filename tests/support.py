@@ -102,8 +102,28 @@ class Flaky(Processor):
         return Output(filename="flaky.out", content_type="application/octet-stream")
 
 
+class InflateParams(BaseModel):
+    factor: int = 2
+
+
+class Inflate(Processor):
+    """Writes its input `factor` times: a result larger than the input."""
+
+    name = "inflate"
+    description = "Test processor: repeats the input."
+    Params = InflateParams
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, InflateParams)
+        for _ in range(params.factor):
+            ctx.input.seek(0)
+            for chunk in ctx.chunks():
+                ctx.output.write(chunk)
+        return Output(filename="inflated", content_type="application/octet-stream")
+
+
 def test_registry() -> ProcessorRegistry:
-    return ProcessorRegistry([*builtin_processors(), Slow(), Crash(), Flaky()])
+    return ProcessorRegistry([*builtin_processors(), Slow(), Crash(), Flaky(), Inflate()])
 
 
 test_registry.__test__ = False  # type: ignore[attr-defined]

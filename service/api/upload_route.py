@@ -9,6 +9,7 @@ request and validates the fields as usual.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,13 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from service.api.pipelined_upload import PipelinedUpload
-from service.errors import MalformedMultipart, MalformedRequest, PayloadTooLarge, ShuttingDown
+from service.errors import (
+    InsufficientStorage,
+    MalformedMultipart,
+    MalformedRequest,
+    PayloadTooLarge,
+    ShuttingDown,
+)
 from service.storage.spool import UploadSpool
 
 # Room for the non-file fields and part headers on top of the file's own limit.
@@ -34,6 +41,8 @@ class UploadPolicy:
 
     max_file_bytes: int
     new_spool: Callable[[], UploadSpool]
+    free_bytes: Callable[[], int] | None = None  # None: the backend has no such limit
+    min_free_bytes: int = 0
     max_files: int = 1
     max_fields: int = 16
     max_field_bytes: int = 64 * 1024
@@ -107,6 +116,7 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
                 f"The upload exceeds the limit of {policy.max_file_bytes} bytes.",
                 limit=policy.max_file_bytes,
             )
+    _admit(policy, int(declared) if declared is not None else 0)
     parser = _SpoolingParser(
         request.headers,
         _limited(request.stream(), policy.max_body_bytes),
@@ -121,6 +131,10 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
         raise MalformedMultipart(exc.message) from exc
     except ClientDisconnect as exc:
         raise MalformedRequest("The client disconnected before the body was complete.") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage("The disk filled up while receiving the upload.") from exc
+        raise
     if not parser.complete:
         parser.close_all()
         raise MalformedMultipart("The body ended before the closing multipart boundary.")
@@ -132,6 +146,18 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
                 limit=policy.max_file_bytes,
             )
     return form
+
+
+def _admit(policy: UploadPolicy, declared_bytes: int) -> None:
+    """Admission control: refuse before reading a byte when the disk is (nearly) full."""
+    if policy.free_bytes is None:
+        return
+    free = policy.free_bytes()
+    if free - declared_bytes < policy.min_free_bytes:
+        raise InsufficientStorage(
+            "Not enough free storage for this upload; try again later.",
+            headers={"Retry-After": "60"},
+        )
 
 
 class UploadRoute(APIRoute):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import secrets
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from service.db import Database
 from service.errors import (
     EmptyFile,
+    InsufficientStorage,
     InvalidCursor,
     InvalidParams,
     JobFailed,
@@ -143,7 +145,12 @@ class JobService:
 
         job_id = new_job_id()
         key = input_key(job_id)
-        await store_file(self.storage, upload.file, key)
+        try:
+            await store_file(self.storage, upload.file, key)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage("No space left to store the upload.") from exc
+            raise
         now = utcnow()
         job = Job(
             id=job_id,

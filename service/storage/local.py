@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,6 +155,10 @@ class LocalStorage:
             except FileNotFoundError:
                 continue
         return removed
+
+    def free_bytes(self) -> int:
+        """Bytes available to us under the root (one statvfs call)."""
+        return shutil.disk_usage(self.root).free
 
     async def usage_bytes(self) -> int:
         return sum(info.size for info in await self.list())

@@ -64,6 +64,7 @@ def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Pope
         "FILEJOB_DATA_DIR": str(data_dir),
         "FILEJOB_WORKERS": "2",
         "FILEJOB_FSYNC": "false",
+        "FILEJOB_MIN_FREE_BYTES": "0",
         "FILEJOB_LOG_LEVEL": "warning",
         **env,
     }
