@@ -58,6 +58,7 @@ def create_app(
             executor,
             max_upload_bytes=settings.max_upload_bytes,
             max_attempts=settings.max_attempts,
+            max_job_seconds=settings.max_job_seconds,
         )
         app.state.services = Services(settings, job_service, available, executor)
         app.state.upload_policy = UploadPolicy(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, ge=1, le=100, description="Most attempts per job; a job may ask for fewer."
     )
+    max_job_seconds: float = Field(
+        3600.0, gt=0, description="Longest a job may run (per attempt), whatever it asks for."
+    )
     retry_base_delay: float = Field(
         2.0, ge=0, description="Seconds before the first retry; doubles each time, with jitter."
     )

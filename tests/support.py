@@ -122,8 +122,30 @@ class Inflate(Processor):
         return Output(filename="inflated", content_type="application/octet-stream")
 
 
+class StubbornParams(BaseModel):
+    seconds: float = 3.0
+
+
+class Stubborn(Processor):
+    """Ignores cancellation: one long call, as a C extension stuck in a decode would be."""
+
+    name = "stubborn"
+    description = "Test processor: sleeps without checking for cancellation."
+    Params = StubbornParams
+    timeout = 120.0
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, StubbornParams)
+        ctx.output.write(b"partial")
+        time.sleep(params.seconds)
+        ctx.output.write(b"rest")
+        return Output(filename="stubborn.out", content_type="application/octet-stream")
+
+
 def test_registry() -> ProcessorRegistry:
-    return ProcessorRegistry([*builtin_processors(), Slow(), Crash(), Flaky(), Inflate()])
+    return ProcessorRegistry(
+        [*builtin_processors(), Slow(), Crash(), Flaky(), Inflate(), Stubborn()]
+    )
 
 
 test_registry.__test__ = False  # type: ignore[attr-defined]
@@ -148,6 +170,7 @@ async def submit(
     params: dict[str, Any] | str | None = None,
     delete_after_download: bool | None = None,
     max_attempts: int | None = None,
+    timeout_seconds: float | None = None,
 ) -> httpx.Response:
     import json
 
@@ -158,6 +181,8 @@ async def submit(
         data["delete_after_download"] = "true" if delete_after_download else "false"
     if max_attempts is not None:
         data["max_attempts"] = str(max_attempts)
+    if timeout_seconds is not None:
+        data["timeout_seconds"] = str(timeout_seconds)
     return await client.post(
         "/v1/jobs", data=data, files={"file": (filename, content, content_type)}
     )

@@ -93,7 +93,7 @@ def test_backoff_grows_exponentially_with_jitter_and_cap() -> None:
 async def test_waiting_job_shows_last_error_and_when_it_is_due(
     settings: Settings,
 ) -> None:
-    settings.retry_base_delay = 60
+    settings.retry_base_delay = settings.retry_max_delay = 60
     app = create_app(settings, registry=test_registry())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

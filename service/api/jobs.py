@@ -62,12 +62,20 @@ async def submit_job(
         int | None,
         Form(ge=1, description="Most attempts for this job; capped by FILEJOB_MAX_ATTEMPTS."),
     ] = None,
+    timeout_seconds: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            description="Seconds one attempt may take (default: the processor's); capped by "
+            "FILEJOB_MAX_JOB_SECONDS.",
+        ),
+    ] = None,
 ) -> Response:
     # From here on the job, not the request, owns the open upload (see service/uploadfile.py).
     upload = OwnedUpload.take(file)
     try:
         job = await jobs.submit(
-            upload, processor.strip(), params, delete_after_download, max_attempts
+            upload, processor.strip(), params, delete_after_download, max_attempts, timeout_seconds
         )
     except BaseException:
         await upload.release()

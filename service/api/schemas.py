@@ -39,6 +39,7 @@ class JobOut(BaseModel):
     progress: float = Field(ge=0, le=1)
     attempts: int
     max_attempts: int
+    timeout_seconds: float = Field(description="Seconds one attempt may take.")
     next_attempt_at: datetime | None = Field(
         description="When a job waiting for a retry runs again."
     )
@@ -72,6 +73,7 @@ class JobOut(BaseModel):
             progress=round(job.progress, 4),
             attempts=job.attempts,
             max_attempts=job.max_attempts,
+            timeout_seconds=job.timeout_seconds,
             next_attempt_at=job.next_attempt_at,
             created_at=job.created_at,
             started_at=job.started_at,

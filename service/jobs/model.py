@@ -64,6 +64,7 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     # When a job waiting for a retry may run again; None: as soon as a worker is free.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=3600.0, server_default="3600")
     delete_after_download: Mapped[bool] = mapped_column(default=False)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -39,14 +39,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunControl:
-    """Between an executor and one run: the executor stops the job by setting `stop` (with
-    `reason` "cancel" or "shutdown"); the runner sets `retry_in` (seconds) when the job went
-    back to the queue for another attempt."""
+    """Between an executor and one run: `stop` is set (with `reason` "cancel", "shutdown" or,
+    by the runner itself, "timeout") to stop the job; the runner sets `retry_in` (seconds)
+    when the job went back to the queue for another attempt."""
 
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = "cancel"
     done: anyio.Event = field(default_factory=anyio.Event)
     retry_in: float | None = None
+
+
+STOP_GRACE = 2.0  # seconds a processor gets to notice it was told to stop
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -191,22 +194,44 @@ class JobRunner:
             on_progress=progress.set,
         )
         source.seek(0)
-        outcome: Output | BaseException
+        outcome: Output | BaseException = Cancelled()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._persist_progress, job.id, progress)
-                try:
-                    outcome = await anyio.to_thread.run_sync(
-                        processor.run, ctx, params, limiter=self.threads, abandon_on_cancel=False
+                with anyio.CancelScope() as processing:
+                    tg.start_soon(self._supervise, job.timeout_seconds, control, processing)
+                    try:
+                        outcome = await anyio.to_thread.run_sync(
+                            processor.run, ctx, params, limiter=self.threads, abandon_on_cancel=True
+                        )
+                    except Exception as exc:  # the processor's failure is the job's, not ours
+                        outcome = exc
+                if processing.cancelled_caught:
+                    log.warning(
+                        "job %s: processor ignored the stop; its thread is abandoned", job.id
                     )
-                except Exception as exc:  # the processor's failure is the job's, not ours
-                    outcome = exc
-                finally:
-                    tg.cancel_scope.cancel()
+                tg.cancel_scope.cancel()
         except BaseException:
             await writer.discard()
             raise
         await self._settle(job, outcome, output, writer, control)
+
+    async def _supervise(
+        self, limit: float, control: RunControl, processing: anyio.CancelScope
+    ) -> None:
+        """Stop the processor at its deadline; if it has not returned `STOP_GRACE` seconds
+        after being told to stop (timeout, cancel or shutdown), stop waiting for it. Threads
+        cannot be killed: an abandoned one runs on until it next checks or writes, and its
+        output is discarded."""
+        deadline = anyio.current_time() + limit
+        while not control.stop.is_set():
+            if anyio.current_time() >= deadline:
+                control.reason = "timeout"
+                control.stop.set()
+                break
+            await anyio.sleep(0.05)
+        await anyio.sleep(STOP_GRACE)
+        processing.cancel()
 
     async def _settle(
         self,
@@ -218,7 +243,10 @@ class JobRunner:
     ) -> None:
         if control.stop.is_set() or isinstance(outcome, Cancelled):
             await writer.discard()
-            if control.reason == "shutdown":
+            if control.reason == "timeout":
+                message = f"Stopped after its time limit of {job.timeout_seconds:g} s."
+                await self._finish(job.id, JobStatus.FAILED, "timeout", message)
+            elif control.reason == "shutdown":
                 # We interrupted it ourselves: that attempt does not count.
                 await self._finish(
                     job.id,

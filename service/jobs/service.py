@@ -22,6 +22,7 @@ from service.errors import (
     PayloadTooLarge,
     ResultGone,
     ResultNotReady,
+    ServiceUnavailable,
     UnknownProcessor,
     UnsupportedMediaType,
 )
@@ -72,7 +73,9 @@ class JobService:
         *,
         max_upload_bytes: int,
         max_attempts: int = 3,
+        max_job_seconds: float = 3600.0,
     ) -> None:
+        self.max_job_seconds = max_job_seconds
         self.db = db
         self.storage = storage
         self.registry = registry
@@ -119,9 +122,11 @@ class JobService:
         params_json: str | None,
         delete_after_download: bool,
         max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Validate, store the input, commit the row: after this returns the job is safe.
-        `max_attempts` is capped by the server's setting."""
+        `max_attempts` and `timeout_seconds` (per attempt; default: the processor's) are capped
+        by the server's settings."""
         processor, params = self.validate_request(processor_name, params_json)
         size, sha256 = await digest_of(upload.file)
         if size == 0:
@@ -160,6 +165,7 @@ class JobService:
             progress=0.0,
             attempts=0,
             max_attempts=min(max_attempts or self.max_attempts, self.max_attempts),
+            timeout_seconds=min(timeout_seconds or processor.timeout, self.max_job_seconds),
             delete_after_download=delete_after_download,
             created_at=now,
             updated_at=now,
@@ -263,29 +269,36 @@ class JobService:
     # -- cancel / delete ------------------------------------------------------------------
 
     async def cancel_or_delete(self, job_id: str) -> None:
-        """Cancel a queued or running job; delete a finished one with its files."""
-        job = await self.get(job_id)
-        if job.status is JobStatus.QUEUED:
-            async with self.db.write() as session:
-                if await JobRepository(session).transition(
-                    job_id, JobStatus.CANCELLED, expected=[JobStatus.QUEUED]
-                ):
+        """Cancel a queued or running job; delete a finished one with its files.
+
+        The job may move while we decide (a worker claims it, a retry re-queues it), so each
+        step is a compare-and-set and the decision is taken again when one loses."""
+        for _ in range(10):
+            job = await self.get(job_id)
+            if job.status is JobStatus.QUEUED:
+                if await self._transition(job_id, JobStatus.CANCELLED, JobStatus.QUEUED):
                     return
-            job = await self.get(job_id)  # it started meanwhile
-        if job.status is JobStatus.RUNNING:
-            if not await self.executor.cancel(job_id):
+            elif job.status is JobStatus.RUNNING:
+                if await self.executor.cancel(job_id):
+                    return  # it stopped: cancelled (or it finished just before)
                 # Not running in this process (a stale row): settle it here.
+                if await self._transition(job_id, JobStatus.CANCELLED, JobStatus.RUNNING):
+                    return
+            else:
                 async with self.db.write() as session:
-                    await JobRepository(session).transition(
-                        job_id, JobStatus.CANCELLED, expected=[JobStatus.RUNNING]
-                    )
-            return
-        if job.status.is_final:
-            async with self.db.write() as session:
-                await JobRepository(session).delete(job_id)
-            for key in (job.input_key, job.result_key):
-                if key:
-                    await self.storage.delete(key)
+                    deleted = await JobRepository(session).delete(job_id)
+                if deleted:
+                    for key in (job.input_key, job.result_key):
+                        if key:
+                            await self.storage.delete(key)
+                return
+        raise ServiceUnavailable(
+            "The job kept changing state; try again.", headers={"Retry-After": "1"}
+        )
+
+    async def _transition(self, job_id: str, target: JobStatus, source: JobStatus) -> bool:
+        async with self.db.write() as session:
+            return await JobRepository(session).transition(job_id, target, expected=[source])
 
     # -- start-up -------------------------------------------------------------------------
 

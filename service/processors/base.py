@@ -118,6 +118,8 @@ class Processor(ABC):
     description: ClassVar[str]
     content_types: ClassVar[tuple[str, ...]] = ("*/*",)
     Params: ClassVar[type[BaseModel]] = NoParams
+    timeout: ClassVar[float] = 600.0
+    """Seconds one attempt may take unless the job asks otherwise."""
 
     def accepts(self, content_type: str) -> bool:
         major = content_type.split("/", 1)[0]

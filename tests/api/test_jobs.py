@@ -23,6 +23,7 @@ JOB_FIELDS = {
     "progress",
     "attempts",
     "max_attempts",
+    "timeout_seconds",
     "next_attempt_at",
     "created_at",
     "started_at",
