@@ -36,7 +36,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url, durable=settings.fsync)
+        db = Database(
+            settings.database_url, durable=settings.fsync, busy_timeout=settings.db_busy_timeout
+        )
         await ensure_schema_current(db)
         await db.warm()
         storage = LocalStorage(settings.data_dir, fsync=settings.fsync)

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", description="SQLAlchemy async URL; empty means SQLite at <data_dir>/filejob.db."
     )
+    db_busy_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request waits for a locked SQLite database before a 503.",
+    )
     host: str = Field("127.0.0.1", description="Address `filejob serve` binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port `filejob serve` listens on.")
     max_upload_bytes: int = Field(

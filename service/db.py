@@ -15,13 +15,15 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def _sqlite_engine(url: str, *, begin: str | None, durable: bool, connections: int) -> AsyncEngine:
+def _sqlite_engine(
+    url: str, *, begin: str | None, durable: bool, connections: int, busy_timeout: float
+) -> AsyncEngine:
     """`begin`: the statement that opens a transaction, or None for autocommit reads."""
     # A fixed pool: every connection is opened up front by `Database.warm()`, so the process
     # holds the same descriptors from its first request to its last.
     engine = create_async_engine(
         url,
-        connect_args={"timeout": 30},
+        connect_args={"timeout": busy_timeout},
         pool_size=connections,
         max_overflow=0,
         pool_timeout=60,
@@ -37,7 +39,8 @@ def _sqlite_engine(url: str, *, begin: str | None, durable: bool, connections: i
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        # SQLite itself retries a locked database this long before giving up (-> 503).
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -62,15 +65,23 @@ class Database:
 
     READ_CONNECTIONS = 4
 
-    def __init__(self, url: str, *, durable: bool = True) -> None:
+    def __init__(self, url: str, *, durable: bool = True, busy_timeout: float = 10.0) -> None:
         self.url = url
         self._warm_sizes: tuple[int, int] = (0, 0)
         if url.startswith("sqlite"):
             self.write_engine = _sqlite_engine(
-                url, begin="BEGIN IMMEDIATE", durable=durable, connections=1
+                url,
+                begin="BEGIN IMMEDIATE",
+                durable=durable,
+                connections=1,
+                busy_timeout=busy_timeout,
             )
             self.read_engine = _sqlite_engine(
-                url, begin=None, durable=durable, connections=self.READ_CONNECTIONS
+                url,
+                begin=None,
+                durable=durable,
+                connections=self.READ_CONNECTIONS,
+                busy_timeout=busy_timeout,
             )
             self._warm_sizes = (1, self.READ_CONNECTIONS)
         else:
