@@ -77,3 +77,31 @@ async def test_unreferenced_blobs_and_temp_files_are_removed_after_grace(
     assert not orphan.exists() and not stale_temp.exists()
     assert young_orphan.exists()
     assert (await client.get(f"/v1/jobs/{kept}/result")).status_code == 200
+
+
+async def test_queued_job_whose_hand_off_was_lost_is_rescued(
+    app: Any, client: httpx.AsyncClient, drain: Any
+) -> None:
+    executor = app.state.services.executor
+    real_submit = executor.submit
+
+    async def lose_it(job_id: str, upload: Any = None, **kwargs: Any) -> None:
+        await upload.release()  # as if the response failed before the background task ran
+
+    executor.submit = lose_it
+    lost = (await submit(client, b"lost")).json()["id"]
+    executor.submit = real_submit
+    await drain()
+    assert not executor.knows(lost)
+
+    sweeper = sweeper_for(app)
+    assert (await sweeper.sweep_once()).rescued == 0  # young: its hand-off may be on its way
+    async with app.state.services.jobs.db.write() as session:
+        await session.execute(
+            update(Job).where(Job.id == lost).values(updated_at=utcnow() - timedelta(minutes=5))
+        )
+    assert (await sweeper.sweep_once()).rescued == 1
+    assert executor.knows(lost)
+    assert (await sweeper.sweep_once()).rescued == 0  # known now: not submitted twice
+    await drain()
+    assert (await client.get(f"/v1/jobs/{lost}")).json()["status"] == "succeeded"

@@ -116,6 +116,16 @@ class JobRepository:
         )
         return (await self.session.scalars(query)).all()
 
+    async def queued_since(self, before: datetime, limit: int = 500) -> Sequence[Job]:
+        """Queued jobs last changed before `before`, oldest first."""
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.updated_at < before)
+            .order_by(Job.seq)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
     async def referenced_keys(self, keys: Iterable[str]) -> set[str]:
         """The subset of `keys` that some job row still points at."""
         wanted = list(keys)

@@ -14,9 +14,12 @@ from service.jobs.service import JobService
 
 log = logging.getLogger(__name__)
 
+STRANDED_AFTER = 60.0  # seconds a queued job may go unknown to the executor before a rescue
+
 
 @dataclass(frozen=True)
 class SweepReport:
+    rescued: int
     expired: int
     orphans: int
     temp_files: int
@@ -30,11 +33,12 @@ class Sweeper:
 
     async def sweep_once(self) -> SweepReport:
         report = SweepReport(
+            rescued=await self._rescue_stranded(),
             expired=await self._expire_old_results(),
             orphans=await self._remove_orphans(),
             temp_files=await self.jobs.storage.sweep_temp(self.orphan_grace),
         )
-        if report.expired or report.orphans or report.temp_files:
+        if report.rescued or report.expired or report.orphans or report.temp_files:
             log.info("sweep: %s", report)
         return report
 
@@ -45,6 +49,24 @@ class Sweeper:
             except Exception:
                 log.exception("sweep failed; trying again in %.0fs", interval)
             await anyio.sleep(interval)
+
+    async def _rescue_stranded(self) -> int:
+        """Re-submit queued jobs the executor does not know: their hand-off was lost (the
+        upload's response failed before its background task ran). Young ones are left alone,
+        as their hand-off may still be on its way."""
+        cutoff = utcnow() - timedelta(seconds=STRANDED_AFTER)
+        async with self.jobs.db.read() as session:
+            queued = await JobRepository(session).queued_since(cutoff)
+        executor, now, rescued = self.jobs.executor, utcnow(), 0
+        for job in queued:
+            if executor.knows(job.id):
+                continue
+            due = job.next_attempt_at
+            await executor.submit(job.id, delay=max(0.0, (due - now).total_seconds()) if due else 0)
+            rescued += 1
+        if rescued:
+            log.warning("re-submitted %d queued job(s) whose hand-off was lost", rescued)
+        return rescued
 
     async def _expire_old_results(self) -> int:
         cutoff = utcnow() - timedelta(seconds=self.result_ttl)

@@ -25,6 +25,11 @@ class Executor(Protocol):
         running here."""
         ...
 
+    def knows(self, job_id: str) -> bool:
+        """Whether the job is waiting, due for a retry or running here (a queued job nobody
+        knows lost its hand-off and is re-submitted by the sweeper)."""
+        ...
+
     async def shutdown(self) -> None:
         """Stop taking jobs, interrupt running ones (they return to `queued` for the next
         start), release everything held."""

@@ -28,6 +28,7 @@ class InProcessExecutor:
         self._running: dict[str, RunControl] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}  # jobs waiting for a retry
+        self._waiting: dict[str, int] = {}  # job id -> times it is in the queue
         self._closed = False
         self._paused = False
 
@@ -51,12 +52,19 @@ class InProcessExecutor:
             loop = asyncio.get_running_loop()
             self._timers[job_id] = loop.call_later(delay, self._due, job_id)
             return
+        self._enqueue(job_id, upload)
+
+    def _enqueue(self, job_id: str, upload: OwnedUpload | None) -> None:
+        self._waiting[job_id] = self._waiting.get(job_id, 0) + 1
         self._queue.put_nowait((job_id, upload))
 
     def _due(self, job_id: str) -> None:
         self._timers.pop(job_id, None)
         if not self._closed:
-            self._queue.put_nowait((job_id, None))
+            self._enqueue(job_id, None)
+
+    def knows(self, job_id: str) -> bool:
+        return job_id in self._waiting or job_id in self._timers or job_id in self._running
 
     @property
     def waiting_for_retry(self) -> int:
@@ -121,6 +129,8 @@ class InProcessExecutor:
     async def _work(self) -> None:
         while True:
             job_id, upload = await self._queue.get()
+            if (left := self._waiting.pop(job_id, 1) - 1) > 0:
+                self._waiting[job_id] = left
             if self._paused:
                 # Draining before shutdown: the job stays queued (in the database) for the
                 # next start.
