@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
 from pathlib import Path
@@ -142,9 +143,44 @@ class Stubborn(Processor):
         return Output(filename="stubborn.out", content_type="application/octet-stream")
 
 
+class SpinParams(BaseModel):
+    seconds: float = 30.0
+    exit_code: int | None = None  # die abruptly, as a segfault or the OOM killer would
+    retryable_key: str | None = None  # a marker file: the first run fails, retryably
+    pid_file: str | None = None  # where the child writes its pid, for tests to check on it
+
+
+class Spin(Processor):
+    """Runs in its own process and burns CPU without ever checking for cancellation."""
+
+    name = "spin"
+    description = "Test processor: a CPU-bound loop in a child process."
+    Params = SpinParams
+    isolation = "process"
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, SpinParams)
+        if params.pid_file:
+            Path(params.pid_file).write_text(str(os.getpid()))
+        ctx.output.write(b"partial")
+        ctx.report(0.5)
+        if params.exit_code is not None:
+            os._exit(params.exit_code)
+        if params.retryable_key is not None:
+            marker = Path(params.retryable_key)
+            if not marker.exists():
+                marker.write_text("failed once")
+                raise RetryableError("first run fails", code="spin_retry")
+        deadline = time.monotonic() + params.seconds
+        while time.monotonic() < deadline:
+            sum(range(10_000))
+        ctx.output.write(ctx.input.read())
+        return Output(filename="spun", content_type="application/octet-stream")
+
+
 def test_registry() -> ProcessorRegistry:
     return ProcessorRegistry(
-        [*builtin_processors(), Slow(), Crash(), Flaky(), Inflate(), Stubborn()]
+        [*builtin_processors(), Slow(), Crash(), Flaky(), Inflate(), Stubborn(), Spin()]
     )
 
 

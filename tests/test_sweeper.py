@@ -105,3 +105,14 @@ async def test_queued_job_whose_hand_off_was_lost_is_rescued(
     assert (await sweeper.sweep_once()).rescued == 0  # known now: not submitted twice
     await drain()
     assert (await client.get(f"/v1/jobs/{lost}")).json()["status"] == "succeeded"
+
+
+async def test_temp_sweep_spares_the_files_of_live_writers(app: Any) -> None:
+    storage = app.state.services.jobs.storage
+    writer = await storage.create_named("results/abcdef")  # a process-run job's result
+    old = time.time() - 7200
+    os.utime(writer.path, (old, old))
+    assert await storage.sweep_temp(0) == 0
+    assert writer.path.exists()
+    await writer.discard()
+    assert not writer.path.exists()

@@ -4,11 +4,11 @@ outcome. Shared by every executor."""
 from __future__ import annotations
 
 import errno
-import hashlib
-import io
+import functools
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import BinaryIO
@@ -18,7 +18,9 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from service.db import Database
+from service.jobs.isolation import STOP_GRACE, run_isolated
 from service.jobs.model import Job, utcnow
+from service.jobs.output import HashingOutput
 from service.jobs.repository import JobRepository
 from service.jobs.service import result_key
 from service.jobs.states import JobStatus
@@ -31,7 +33,7 @@ from service.processors.base import (
     RetryableError,
 )
 from service.processors.registry import ProcessorRegistry
-from service.storage.base import BlobNotFound, BlobReader, BlobWriter, Storage
+from service.storage.base import BlobNotFound, BlobReader, BlobWriter, LocalFiles, Storage
 from service.uploadfile import OwnedUpload
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,8 @@ class RunControl:
     retry_in: float | None = None
 
 
-STOP_GRACE = 2.0  # seconds a processor gets to notice it was told to stop
+# The result of a run: what the processor said about its output, and the output's size and sha256.
+Outcome = tuple[Output, int, str]
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -60,34 +63,6 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 def _io_code(exc: OSError) -> str:
     return "storage_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
-
-
-class HashingOutput(io.RawIOBase):
-    """The processor's output stream: write-only, hashed and counted on the way to storage."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        super().__init__()
-        self._target = target
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        self.sha256.update(data)
-        self.size += len(data)
-        self._target.write(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self._target.flush()
-
-    def close(self) -> None:
-        """Processors (and libraries they use) may close it; the runner closes the target."""
 
 
 class _Progress:
@@ -110,6 +85,8 @@ class JobRunner:
         retry_base_delay: float = 2.0,
         retry_max_delay: float = 300.0,
     ) -> None:
+        # Processors that ask for a process of their own get one where blobs are local files.
+        self._local_files = storage if isinstance(storage, LocalFiles) else None
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
         self.db = db
@@ -162,8 +139,7 @@ class JobRunner:
             return
         try:
             source = upload.file if upload is not None else reader.file  # type: ignore[union-attr]
-            writer = await self.storage.create(result_key(job.id))
-            await self._process(job, processor, params, source, writer, control)
+            await self._process(job, processor, params, source, control)
         finally:
             if reader is not None:
                 reader.close()
@@ -179,22 +155,48 @@ class JobRunner:
         processor: Processor,
         params: BaseModel,
         source: BinaryIO,
-        writer: BlobWriter,
         control: RunControl,
     ) -> None:
-        output = HashingOutput(writer.file)
         progress = _Progress()
-        ctx = ProcessorContext(
-            input=source,
-            input_size=job.input_size,
-            input_filename=job.input_filename,
-            input_content_type=job.input_content_type,
-            output=output,
-            cancel_event=control.stop,
-            on_progress=progress.set,
-        )
-        source.seek(0)
-        outcome: Output | BaseException = Cancelled()
+        work: Callable[[], Outcome]
+        if processor.isolation == "process" and self._local_files is not None and job.input_key:
+            files = self._local_files
+            named = await files.create_named(result_key(job.id))
+            writer: BlobWriter = named
+            work = functools.partial(
+                run_isolated,
+                processor,
+                params.model_dump(mode="json"),
+                {
+                    "input_size": job.input_size,
+                    "input_filename": job.input_filename,
+                    "input_content_type": job.input_content_type,
+                },
+                str(files.local_path(job.input_key)),
+                str(named.path),
+                control.stop,
+                progress.set,
+            )
+        else:
+            writer = await self.storage.create(result_key(job.id))
+            output = HashingOutput(writer.file)
+            ctx = ProcessorContext(
+                input=source,
+                input_size=job.input_size,
+                input_filename=job.input_filename,
+                input_content_type=job.input_content_type,
+                output=output,
+                cancel_event=control.stop,
+                on_progress=progress.set,
+            )
+            source.seek(0)
+
+            def work() -> Outcome:
+                result = processor.run(ctx, params)
+                output.flush()
+                return result, output.size, output.sha256.hexdigest()
+
+        outcome: Outcome | BaseException = Cancelled()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._persist_progress, job.id, progress)
@@ -202,7 +204,7 @@ class JobRunner:
                     tg.start_soon(self._supervise, job.timeout_seconds, control, processing)
                     try:
                         outcome = await anyio.to_thread.run_sync(
-                            processor.run, ctx, params, limiter=self.threads, abandon_on_cancel=True
+                            work, limiter=self.threads, abandon_on_cancel=True
                         )
                     except Exception as exc:  # the processor's failure is the job's, not ours
                         outcome = exc
@@ -214,7 +216,7 @@ class JobRunner:
         except BaseException:
             await writer.discard()
             raise
-        await self._settle(job, outcome, output, writer, control)
+        await self._settle(job, outcome, writer, control)
 
     async def _supervise(
         self, limit: float, control: RunControl, processing: anyio.CancelScope
@@ -236,8 +238,7 @@ class JobRunner:
     async def _settle(
         self,
         job: Job,
-        outcome: Output | BaseException,
-        output: HashingOutput,
+        outcome: Outcome | BaseException,
         writer: BlobWriter,
         control: RunControl,
     ) -> None:
@@ -271,8 +272,8 @@ class JobRunner:
                 message = f"{type(outcome).__name__}: {outcome}"
                 await self._finish(job.id, JobStatus.FAILED, "processor_error", message)
             return
+        result, size, sha256 = outcome
         try:
-            output.flush()
             info = await writer.commit()
         except OSError as exc:
             await writer.discard()
@@ -285,10 +286,10 @@ class JobRunner:
             None,
             progress=1.0,
             result_key=info.key,
-            result_filename=outcome.filename,
-            result_content_type=outcome.content_type,
-            result_size=output.size,
-            result_sha256=output.sha256.hexdigest(),
+            result_filename=result.filename,
+            result_content_type=result.content_type,
+            result_size=size,
+            result_sha256=sha256,
         )
 
     async def _retry_or_fail(self, job: Job, code: str, message: str, control: RunControl) -> None:

@@ -120,6 +120,9 @@ class Processor(ABC):
     Params: ClassVar[type[BaseModel]] = NoParams
     timeout: ClassVar[float] = 600.0
     """Seconds one attempt may take unless the job asks otherwise."""
+    isolation: ClassVar[str] = "thread"
+    """"thread", or "process" for CPU-heavy work: a child process that a cancel or timeout can
+    terminate (its `run()` must then work on the files it is given, as every processor does)."""
 
     def accepts(self, content_type: str) -> bool:
         major = content_type.split("/", 1)[0]

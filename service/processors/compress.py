@@ -62,6 +62,7 @@ class Compress(Processor):
     description = "Compress the file with gzip or zstd."
     content_types = ("*/*",)
     Params = CompressParams
+    isolation = "process"
 
     def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
         assert isinstance(params, CompressParams)

@@ -93,6 +93,7 @@ class CsvToParquet(Processor):
     )
     content_types = ("text/csv", "text/plain", "text/tab-separated-values")
     Params = CsvToParquetParams
+    isolation = "process"
 
     def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
         assert isinstance(params, CsvToParquetParams)

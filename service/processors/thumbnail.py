@@ -50,6 +50,7 @@ class Thumbnail(Processor):
         "image/tiff",
     )
     Params = ThumbnailParams
+    isolation = "process"
 
     # Checked against the header before decoding. Ours rather than Pillow's process-wide
     # Image.MAX_IMAGE_PIXELS, so setting it does not change other Pillow users.

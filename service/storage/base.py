@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 
@@ -76,6 +77,21 @@ class Storage(Protocol):
     async def usage_bytes(self) -> int:
         """Bytes used by stored blobs."""
         ...
+
+
+class NamedBlobWriter(BlobWriter, Protocol):
+    """A writer whose temp file has a path, so that another process can fill it."""
+
+    path: Path
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """A backend whose blobs are local files another process can open by path."""
+
+    def local_path(self, key: str) -> Path: ...
+
+    async def create_named(self, key: str) -> NamedBlobWriter: ...
 
 
 @runtime_checkable

@@ -35,10 +35,15 @@ class LocalBlobReader:
 
 
 class LocalBlobWriter:
-    def __init__(self, storage: LocalStorage, key: str) -> None:
+    def __init__(self, storage: LocalStorage, key: str, *, named: bool = False) -> None:
         self._storage = storage
         self._key = key
-        self.file, self._named = storage.temp_files.open()
+        if named:
+            self.file, self.path = storage.temp_files.open_named()
+            self._named: Path | None = self.path
+            storage.in_use.add(self.path)  # the temp sweep must not take it from a live job
+        else:
+            self.file, self._named = storage.temp_files.open()
 
     async def commit(self) -> BlobInfo:
         return await anyio.to_thread.run_sync(self._commit)
@@ -61,6 +66,7 @@ class LocalBlobWriter:
             self.file.close()
         if self._named is not None:
             self._named.unlink(missing_ok=True)
+            self._storage.in_use.discard(self._named)
 
 
 class LocalStorage:
@@ -73,6 +79,7 @@ class LocalStorage:
         self.fsync = fsync
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.temp_files = TempFiles(self.tmp_dir)  # probes how temp files can be linked
+        self.in_use: set[Path] = set()  # named temp files of writers still open
 
     def path_for(self, key: str) -> Path:
         # Keys are generated ("inputs/<id>"); shard by the id's first two characters so that
@@ -94,6 +101,13 @@ class LocalStorage:
     async def create(self, key: str) -> LocalBlobWriter:
         self.path_for(key)  # validate early
         return await anyio.to_thread.run_sync(LocalBlobWriter, self, key)
+
+    async def create_named(self, key: str) -> LocalBlobWriter:
+        self.path_for(key)
+        return await anyio.to_thread.run_sync(lambda: LocalBlobWriter(self, key, named=True))
+
+    def local_path(self, key: str) -> Path:
+        return self.path_for(key)
 
     async def open(self, key: str) -> LocalBlobReader:
         return await anyio.to_thread.run_sync(self._open, key)
@@ -144,10 +158,13 @@ class LocalStorage:
         return await anyio.to_thread.run_sync(self._sweep_temp, older_than)
 
     def _sweep_temp(self, older_than: float) -> int:
-        # Only named stand-ins (filesystems without O_TMPFILE) can be left behind by a crash.
+        # Only named temp files (process-run results, filesystems without O_TMPFILE) can be left
+        # behind by a crash; those of live writers are skipped.
         cutoff = time.time() - older_than
         removed = 0
         for path in self.tmp_dir.iterdir():
+            if path in self.in_use:
+                continue
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()

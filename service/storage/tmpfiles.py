@@ -82,6 +82,11 @@ class TempFiles:
         fd, name = tempfile.mkstemp(dir=self.directory, suffix=".part")
         return os.fdopen(fd, "w+b"), Path(name)
 
+    def open_named(self) -> tuple[BinaryIO, Path]:
+        """A new temp file with a path (for a writer in another process)."""
+        fd, name = tempfile.mkstemp(dir=self.directory, suffix=".part")
+        return os.fdopen(fd, "w+b"), Path(name)
+
     def link(self, file: BinaryIO, named: Path | None, target: Path) -> None:
         """Give the temp file the (new, not yet existing) name `target`."""
         if named is not None:

@@ -1,0 +1,92 @@
+"""Processors with `isolation = "process"` run in a child that cancel and timeout terminate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import psutil
+import pytest
+
+from tests.support import stored_files, submit, wait_for_status
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"retry_base_delay": 0.01, "retry_max_delay": 0.02}
+
+
+def child_is_gone(pid_file: Path) -> bool:
+    pid = int(pid_file.read_text())
+    assert pid != os.getpid()  # it really ran in another process
+    return not psutil.pid_exists(pid)
+
+
+def only_inputs(data_dir: Path) -> bool:
+    return [p.parent.parent.name for p in stored_files(data_dir)] == ["inputs"]
+
+
+async def test_runs_in_a_child_and_reports_progress(client: httpx.AsyncClient, drain: Any) -> None:
+    job_id = (await submit(client, b"data", "spin", params={"seconds": 0.5})).json()["id"]
+    running = await wait_for_status(client, job_id, "running")
+    assert running["status"] == "running"
+    await drain()
+    done = (await client.get(f"/v1/jobs/{job_id}")).json()
+    assert done["status"] == "succeeded" and done["result"]["size"] == len(b"partialdata")
+    body = (await client.get(done["result"]["url"])).content
+    assert body == b"partialdata"
+
+
+async def test_cancel_terminates_the_child(
+    client: httpx.AsyncClient, data_dir: Path, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    params = {"seconds": 60, "pid_file": str(pid_file)}
+    job_id = (await submit(client, b"data", "spin", params=params)).json()["id"]
+    await wait_for_status(client, job_id, "running")
+    while not pid_file.exists() or not pid_file.read_text():  # noqa: ASYNC110
+        await anyio.sleep(0.01)
+    assert (await client.delete(f"/v1/jobs/{job_id}")).status_code == 204
+    assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "cancelled"
+    assert child_is_gone(pid_file)  # the CPU-bound child is gone, not abandoned
+    assert only_inputs(data_dir)
+
+
+async def test_timeout_terminates_the_child(
+    client: httpx.AsyncClient, drain: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    params = {"seconds": 60, "pid_file": str(pid_file)}
+    job_id = (await submit(client, b"data", "spin", params=params, timeout_seconds=0.5)).json()[
+        "id"
+    ]
+    await drain()
+    job = (await client.get(f"/v1/jobs/{job_id}")).json()
+    assert job["status"] == "failed" and job["error"]["code"] == "timeout"
+    assert child_is_gone(pid_file)
+    assert only_inputs(data_dir)
+
+
+async def test_a_child_that_dies_fails_the_job_cleanly(
+    client: httpx.AsyncClient, drain: Any, data_dir: Path
+) -> None:
+    job_id = (await submit(client, b"data", "spin", params={"exit_code": 3})).json()["id"]
+    await drain()
+    job = (await client.get(f"/v1/jobs/{job_id}")).json()
+    assert job["status"] == "failed" and job["error"]["code"] == "processor_crashed"
+    assert "exit code 3" in job["error"]["message"]
+    assert only_inputs(data_dir)
+
+
+async def test_errors_cross_the_process_boundary(
+    client: httpx.AsyncClient, drain: Any, tmp_path: Path
+) -> None:
+    marker = str(tmp_path / "marker")
+    params = {"seconds": 0, "retryable_key": marker}
+    job_id = (await submit(client, b"data", "spin", params=params)).json()["id"]
+    await drain()
+    job = (await client.get(f"/v1/jobs/{job_id}")).json()
+    assert job["status"] == "succeeded" and job["attempts"] == 2
