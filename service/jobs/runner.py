@@ -158,44 +158,10 @@ class JobRunner:
         control: RunControl,
     ) -> None:
         progress = _Progress()
-        work: Callable[[], Outcome]
         if processor.isolation == "process" and self._local_files is not None and job.input_key:
-            files = self._local_files
-            named = await files.create_named(result_key(job.id))
-            writer: BlobWriter = named
-            work = functools.partial(
-                run_isolated,
-                processor,
-                params.model_dump(mode="json"),
-                {
-                    "input_size": job.input_size,
-                    "input_filename": job.input_filename,
-                    "input_content_type": job.input_content_type,
-                },
-                str(files.local_path(job.input_key)),
-                str(named.path),
-                control.stop,
-                progress.set,
-            )
+            writer, work = await self._in_child(job, processor, params, control, progress)
         else:
-            writer = await self.storage.create(result_key(job.id))
-            output = HashingOutput(writer.file)
-            ctx = ProcessorContext(
-                input=source,
-                input_size=job.input_size,
-                input_filename=job.input_filename,
-                input_content_type=job.input_content_type,
-                output=output,
-                cancel_event=control.stop,
-                on_progress=progress.set,
-            )
-            source.seek(0)
-
-            def work() -> Outcome:
-                result = processor.run(ctx, params)
-                output.flush()
-                return result, output.size, output.sha256.hexdigest()
-
+            writer, work = await self._in_thread(job, processor, params, source, control, progress)
         outcome: Outcome | BaseException = Cancelled()
         try:
             async with anyio.create_task_group() as tg:
@@ -217,6 +183,64 @@ class JobRunner:
             await writer.discard()
             raise
         await self._settle(job, outcome, writer, control)
+
+    async def _in_child(
+        self,
+        job: Job,
+        processor: Processor,
+        params: BaseModel,
+        control: RunControl,
+        progress: _Progress,
+    ) -> tuple[BlobWriter, Callable[[], Outcome]]:
+        """The work as a child process that reads the stored input and fills a named temp."""
+        files = self._local_files
+        assert files is not None and job.input_key
+        writer = await files.create_named(result_key(job.id))
+        work = functools.partial(
+            run_isolated,
+            processor,
+            params.model_dump(mode="json"),
+            {
+                "input_size": job.input_size,
+                "input_filename": job.input_filename,
+                "input_content_type": job.input_content_type,
+            },
+            str(files.local_path(job.input_key)),
+            str(writer.path),
+            control.stop,
+            progress.set,
+        )
+        return writer, work
+
+    async def _in_thread(
+        self,
+        job: Job,
+        processor: Processor,
+        params: BaseModel,
+        source: BinaryIO,
+        control: RunControl,
+        progress: _Progress,
+    ) -> tuple[BlobWriter, Callable[[], Outcome]]:
+        """The work as a call in a worker thread, reading the (possibly still open) input."""
+        writer = await self.storage.create(result_key(job.id))
+        output = HashingOutput(writer.file)
+        ctx = ProcessorContext(
+            input=source,
+            input_size=job.input_size,
+            input_filename=job.input_filename,
+            input_content_type=job.input_content_type,
+            output=output,
+            cancel_event=control.stop,
+            on_progress=progress.set,
+        )
+        source.seek(0)
+
+        def work() -> Outcome:
+            result = processor.run(ctx, params)
+            output.flush()
+            return result, output.size, output.sha256.hexdigest()
+
+        return writer, work
 
     async def _supervise(
         self, limit: float, control: RunControl, processing: anyio.CancelScope

@@ -128,26 +128,7 @@ class JobService:
         `max_attempts` and `timeout_seconds` (per attempt; default: the processor's) are capped
         by the server's settings."""
         processor, params = self.validate_request(processor_name, params_json)
-        size, sha256 = await digest_of(upload.file)
-        if size == 0:
-            raise EmptyFile("The uploaded file has no content.")
-        if size > self.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"The upload exceeds the limit of {self.max_upload_bytes} bytes.",
-                limit=self.max_upload_bytes,
-            )
-        await upload.seek(0)
-        head = await upload.read(SNIFF_BYTES)
-        await upload.seek(0)
-        filename = sanitize_filename(upload.filename)
-        content_type = sniff(head, upload.content_type, filename)
-        if not processor.accepts(content_type):
-            raise UnsupportedMediaType(
-                f"{processor.name} does not accept {content_type} input.",
-                content_type=content_type,
-                accepted=list(processor.content_types),
-            )
-
+        size, sha256, filename, content_type = await self._check_input(upload, processor)
         job_id = new_job_id()
         key = input_key(job_id)
         try:
@@ -183,6 +164,31 @@ class JobService:
             raise
         await upload.seek(0)
         return job
+
+    async def _check_input(
+        self, upload: OwnedUpload, processor: Processor
+    ) -> tuple[int, str, str, str]:
+        """Size, sha256, display name and sniffed type of an acceptable upload."""
+        size, sha256 = await digest_of(upload.file)
+        if size == 0:
+            raise EmptyFile("The uploaded file has no content.")
+        if size > self.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"The upload exceeds the limit of {self.max_upload_bytes} bytes.",
+                limit=self.max_upload_bytes,
+            )
+        await upload.seek(0)
+        head = await upload.read(SNIFF_BYTES)
+        await upload.seek(0)
+        filename = sanitize_filename(upload.filename)
+        content_type = sniff(head, upload.content_type, filename)
+        if not processor.accepts(content_type):
+            raise UnsupportedMediaType(
+                f"{processor.name} does not accept {content_type} input.",
+                content_type=content_type,
+                accepted=list(processor.content_types),
+            )
+        return size, sha256, filename, content_type
 
     # -- read -------------------------------------------------------------------------------
 
