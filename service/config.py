@@ -90,7 +90,3 @@ class Settings(BaseSettings):
             db_path = (self.data_dir / "filejob.db").resolve()
             self.database_url = f"sqlite+aiosqlite:///{db_path}"
         return self
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

@@ -163,8 +163,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    if exc.status_code == 400 and request.headers.get("content-type", "").startswith("multipart/"):
-        code = MalformedMultipart.code
     return problem(
         exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path, exc.headers
     )

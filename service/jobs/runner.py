@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -63,6 +63,15 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 def _io_code(exc: OSError) -> str:
     return "storage_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
+
+
+def _input_meta(job: Job) -> dict[str, Any]:
+    """What a processor is told about its input, in this process or a child."""
+    return {
+        "input_size": job.input_size,
+        "input_filename": job.input_filename,
+        "input_content_type": job.input_content_type,
+    }
 
 
 class _Progress:
@@ -200,11 +209,7 @@ class JobRunner:
             run_isolated,
             processor,
             params.model_dump(mode="json"),
-            {
-                "input_size": job.input_size,
-                "input_filename": job.input_filename,
-                "input_content_type": job.input_content_type,
-            },
+            _input_meta(job),
             str(files.local_path(job.input_key)),
             str(writer.path),
             control.stop,
@@ -226,12 +231,10 @@ class JobRunner:
         output = HashingOutput(writer.file)
         ctx = ProcessorContext(
             input=source,
-            input_size=job.input_size,
-            input_filename=job.input_filename,
-            input_content_type=job.input_content_type,
             output=output,
             cancel_event=control.stop,
             on_progress=progress.set,
+            **_input_meta(job),
         )
         source.seek(0)
 

@@ -74,10 +74,6 @@ class Storage(Protocol):
         """Remove abandoned temporary files older than `older_than` seconds; returns the count."""
         ...
 
-    async def usage_bytes(self) -> int:
-        """Bytes used by stored blobs."""
-        ...
-
 
 class NamedBlobWriter(BlobWriter, Protocol):
     """A writer whose temp file has a path, so that another process can fill it."""

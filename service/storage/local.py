@@ -177,9 +177,6 @@ class LocalStorage:
         """Bytes available to us under the root (one statvfs call)."""
         return shutil.disk_usage(self.root).free
 
-    async def usage_bytes(self) -> int:
-        return sum(info.size for info in await self.list())
-
     # -- adoption -------------------------------------------------------------------------
 
     async def adopt(self, file: BinaryIO, key: str) -> bool:

@@ -92,10 +92,6 @@ class InProcessExecutor:
                 + 0.001
             )
 
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
     async def drain_running(self, grace: float) -> None:
         """Start no more jobs; wait up to `grace` seconds for the running ones to finish."""
         self._paused = True
