@@ -8,15 +8,18 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from service.auth.model import ApiKey
 from service.config import Settings
 from service.db import Database
-from service.jobs.model import Base
+from service.jobs.model import Job
+from service.orm import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+assert {ApiKey.__tablename__, Job.__tablename__} <= set(target_metadata.tables)
 
 
 def _url() -> str:

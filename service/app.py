@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,20 +13,40 @@ import anyio
 from fastapi import FastAPI
 
 from service.api import health, jobs, processors, results
+from service.api.auth import Authenticator
 from service.api.deps import Services
 from service.api.upload_route import UploadPolicy
+from service.auth.links import LinkSigner
+from service.auth.ratelimit import RateLimiter
+from service.auth.service import KeyDefaults, KeyService
 from service.config import Settings
 from service.db import Database
 from service.errors import install_error_handlers
 from service.jobs.executors.inprocess import InProcessExecutor
 from service.jobs.runner import JobRunner
-from service.jobs.service import JobService
+from service.jobs.service import CallbackRules, JobService
 from service.jobs.sweeper import Sweeper
 from service.migrations import ensure_schema_current
 from service.processors.registry import ProcessorRegistry
 from service.storage.local import LocalStorage
 
 log = logging.getLogger("filejob")
+
+
+def key_defaults(settings: Settings) -> KeyDefaults:
+    return KeyDefaults(
+        max_active_jobs=settings.max_active_jobs,
+        max_storage_bytes=settings.max_storage_bytes,
+        rate_limit=settings.rate_limit,
+    )
+
+
+def link_signer(settings: Settings) -> LinkSigner:
+    keys = settings.secret_keys
+    if not keys:  # only with auth off (Settings refuses otherwise): links last one process
+        log.warning("FILEJOB_SECRET_KEY is not set: signed result links end with this process")
+        keys = [secrets.token_bytes(32)]
+    return LinkSigner(keys, settings.result_link_ttl, settings.max_result_link_ttl)
 
 
 def create_app(
@@ -61,13 +82,31 @@ def create_app(
             max_upload_bytes=settings.max_upload_bytes,
             max_attempts=settings.max_attempts,
             max_job_seconds=settings.max_job_seconds,
+            max_filename_bytes=settings.max_filename_length,
+            callbacks=CallbackRules(
+                allow_private=settings.webhook_allow_private,
+                anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
+            ),
         )
-        app.state.services = Services(settings, job_service, available, executor)
+        app.state.services = Services(
+            settings,
+            job_service,
+            available,
+            executor,
+            auth=Authenticator(
+                KeyService(db, key_defaults(settings)),
+                RateLimiter(),
+                required=settings.auth_required,
+            ),
+            links=link_signer(settings),
+        )
         app.state.upload_policy = UploadPolicy(
             max_file_bytes=settings.max_upload_bytes,
             new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),
             free_bytes=storage.free_bytes,
             min_free_bytes=settings.min_free_bytes,
+            max_parts=settings.max_form_parts,
+            body_timeout=settings.body_timeout,
         )
         sweeper = Sweeper(
             job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace

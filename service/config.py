@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+
+# Secrets that appear in examples and templates; refused as FILEJOB_SECRET_KEY.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "change_me", "secret", "password", "filejob", "example", "xxx"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -84,9 +101,104 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="uvicorn/filejob log level.")
 
+    # -- identity and limits (see the README's Security section) --
+    auth: Literal["required", "off"] | None = Field(
+        None,
+        description="`required`: every /v1 request needs an API key; `off`: anonymous access. "
+        "Unset: `off` when `host` is a loopback address, else `required`.",
+    )
+    allow_public_without_auth: bool = Field(
+        False, description="Let `auth=off` serve on a non-loopback address (refused otherwise)."
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Signs result links; comma-separated for rotation (the first signs, all "
+        "verify). At least 32 characters each; required when auth is required.",
+    )
+    result_link_ttl: int = Field(
+        3600, ge=60, description="Seconds a job's signed `result.url` stays valid."
+    )
+    max_result_link_ttl: int = Field(
+        7 * 24 * 3600, ge=60, description="Longest `ttl` a client may ask of `/result-link`."
+    )
+    max_active_jobs: int = Field(
+        100, ge=0, description="Per-key default: most queued plus running jobs (0: unlimited)."
+    )
+    max_storage_bytes: int = Field(
+        10 * GiB,
+        ge=0,
+        description="Per-key default: most bytes of inputs and results kept (0: unlimited).",
+    )
+    rate_limit: int = Field(
+        600, ge=0, description="Per-key default: most requests per minute (0: unlimited)."
+    )
+    max_form_parts: int = Field(
+        16, ge=2, le=1000, description="Most parts (fields and the file) in an upload form."
+    )
+    max_filename_length: int = Field(
+        255,
+        ge=16,
+        le=1024,
+        description="Longest shown filename, in UTF-8 bytes; longer "
+        "names are shortened, keeping the extension.",
+    )
+    body_timeout: float = Field(
+        60.0, gt=0, description="Seconds an upload may go without sending a byte before 408."
+    )
+    webhook_allow_private: bool = Field(
+        False, description="Allow callbacks to loopback, private and link-local addresses."
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Signs webhooks of anonymous jobs (auth off); each API key has its own secret.",
+    )
+    webhook_timeout: float = Field(
+        5.0, gt=0, le=60, description="Seconds one webhook delivery may take."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=50, description="Most delivery attempts of one webhook."
+    )
+    webhook_retry_delay: float = Field(
+        5.0, ge=0, description="Seconds before the first redelivery; doubles each time."
+    )
+
+    @property
+    def auth_required(self) -> bool:
+        return self.auth == "required"
+
+    @property
+    def secret_keys(self) -> list[bytes]:
+        raw = self.secret_key.get_secret_value()
+        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
             db_path = (self.data_dir / "filejob.db").resolve()
             self.database_url = f"sqlite+aiosqlite:///{db_path}"
+        return self
+
+    @model_validator(mode="after")
+    def _safe_auth(self) -> Settings:
+        if self.auth is None:
+            self.auth = "off" if is_loopback(self.host) else "required"
+        if self.auth == "off" and not is_loopback(self.host) and not self.allow_public_without_auth:
+            raise ValueError(
+                f"refusing to serve {self.host} without authentication: set FILEJOB_AUTH=required "
+                "(and create keys with `filejob keys create`), bind a loopback address, or set "
+                "FILEJOB_ALLOW_PUBLIC_WITHOUT_AUTH=true if something in front of filejob "
+                "authenticates"
+            )
+        for secret in self.secret_keys:
+            if secret.decode().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"FILEJOB_SECRET_KEY holds a placeholder or a secret shorter than "
+                    f"{MIN_SECRET_LENGTH} characters; generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+        if self.auth == "required" and not self.secret_keys:
+            raise ValueError(
+                "FILEJOB_AUTH=required needs FILEJOB_SECRET_KEY (it signs result links); "
+                "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
         return self

@@ -106,6 +106,63 @@ class ServiceUnavailable(FilejobError):
     code, status, title = "service_unavailable", 503, "Service temporarily unavailable"
 
 
+# -- identity, quotas and limits -----------------------------------------------------------
+
+_BEARER = 'Bearer realm="filejob"'
+
+
+class Unauthorized(FilejobError):
+    code, status, title = "unauthorized", 401, "An API key is required"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": _BEARER}, **extra)
+
+
+class InvalidApiKey(FilejobError):
+    code, status, title = "invalid_api_key", 401, "Invalid API key"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(
+            detail, headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'}, **extra
+        )
+
+
+class InvalidSignature(FilejobError):
+    code, status, title = "invalid_signature", 403, "Invalid link signature"
+
+
+class LinkExpired(FilejobError):
+    code, status, title = "link_expired", 403, "Link expired"
+
+
+class RateLimited(FilejobError):
+    code, status, title = "rate_limited", 429, "Too many requests"
+
+
+class TooManyActiveJobs(FilejobError):
+    code, status, title = "too_many_active_jobs", 429, "Too many active jobs"
+
+
+class QuotaExceeded(FilejobError):
+    code, status, title = "quota_exceeded", 413, "Storage quota exceeded"
+
+
+class RequestTimeout(FilejobError):
+    code, status, title = "request_timeout", 408, "The request body arrived too slowly"
+
+
+class InvalidCallbackUrl(FilejobError):
+    code, status, title = "invalid_callback_url", 422, "Invalid callback URL"
+
+
+class CallbackForbidden(FilejobError):
+    code, status, title = "callback_url_forbidden", 422, "Callback URL not allowed"
+
+
+class WebhooksNotConfigured(FilejobError):
+    code, status, title = "webhooks_not_configured", 422, "Webhooks need a signing secret"
+
+
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",

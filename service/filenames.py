@@ -9,16 +9,18 @@ MAX_FILENAME_BYTES = 255
 FALLBACK = "upload"
 
 
-def sanitize_filename(raw: str | None, fallback: str = FALLBACK) -> str:
+def sanitize_filename(
+    raw: str | None, fallback: str = FALLBACK, *, max_bytes: int = MAX_FILENAME_BYTES
+) -> str:
     """A display name: the last path component, NFC, without control, format (bidi) or
-    separator characters, at most 255 UTF-8 bytes with the extension kept."""
+    separator characters, at most `max_bytes` UTF-8 bytes with the extension kept."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFC", name)
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
     name = name.strip(" .")
     if not name:
         return fallback
-    return _truncate_utf8(name, MAX_FILENAME_BYTES)
+    return _truncate_utf8(name, max_bytes)
 
 
 def _truncate_utf8(name: str, limit: int) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from service.config import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -18,9 +20,11 @@ def test_settings_table_matches_settings() -> None:
     assert set(documented) == {name.upper() for name in fields}
     for name, field in fields.items():
         shown = documented[name.upper()]
-        if field.default_factory is not None or field.default in ("", None):
-            continue
         default = field.default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        if field.default_factory is not None or default in ("", None):
+            continue
         if isinstance(default, bool):
             expected = str(default).lower()
         elif isinstance(default, float) and default.is_integer():

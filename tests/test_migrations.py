@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from service.app import create_app
+from service.auth.model import ApiKey
 from service.jobs.model import Base
 from service.migrations import SchemaOutOfDate, alembic_config, upgrade
 from tests.conftest import make_settings
@@ -23,6 +24,7 @@ def test_head_matches_models_and_downgrades(tmp_path: Path) -> None:
     with create_engine(sync_url).connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+    assert ApiKey.__tablename__ in Base.metadata.tables
     command.downgrade(alembic_config(settings.database_url), "base")
     upgrade(settings.database_url)
 

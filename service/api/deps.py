@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.api.auth import Authenticator
+from service.auth.links import LinkSigner
 from service.config import Settings
 from service.jobs.executors.base import Executor
 from service.jobs.service import JobService
@@ -21,6 +23,8 @@ class Services:
     jobs: JobService
     registry: ProcessorRegistry
     executor: Executor
+    auth: Authenticator
+    links: LinkSigner
 
 
 # `async def` on purpose: FastAPI runs plain `def` dependencies in its threadpool, one thread
@@ -33,5 +37,10 @@ async def get_jobs(request: Request) -> JobService:
     return request.app.state.services.jobs
 
 
+async def get_links(request: Request) -> LinkSigner:
+    return request.app.state.services.links
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
+LinksDep = Annotated[LinkSigner, Depends(get_links)]

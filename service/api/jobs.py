@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
 
-from service.api.deps import JobsDep
+from service.api.auth import CallerDep
+from service.api.deps import JobsDep, LinksDep
 from service.api.ranges import etag_matches
-from service.api.schemas import JobList, JobOut
+from service.api.schemas import JobList, JobOut, ResultLinkOut
 from service.api.upload_route import UploadRoute
 from service.errors import PROBLEM_JSON
+from service.jobs.service import JobRequest
 from service.jobs.states import JobStatus
 from service.uploadfile import OwnedUpload
 
@@ -22,10 +25,12 @@ _PROBLEMS = {
     code: {"content": {PROBLEM_JSON: {}}, "description": text}
     for code, text in {
         400: "Malformed request or multipart body",
+        401: "Missing or invalid API key",
         404: "No such job",
-        413: "Upload too large",
+        413: "Upload too large, or the storage quota would be exceeded",
         415: "The processor does not accept this type of file",
         422: "Invalid fields, unknown processor, invalid params or empty file",
+        429: "Rate limit or active-jobs limit reached",
     }.items()
 }
 
@@ -52,7 +57,9 @@ def _job_response(request: Request, job: JobOut, status_code: int = 200) -> Resp
 )
 async def submit_job(
     request: Request,
+    caller: CallerDep,
     jobs: JobsDep,
+    links: LinksDep,
     background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="The file to process.")],
     processor: Annotated[str, Form(min_length=1, description="Processor name.")],
@@ -70,39 +77,74 @@ async def submit_job(
             "FILEJOB_MAX_JOB_SECONDS.",
         ),
     ] = None,
+    callback_url: Annotated[
+        str | None,
+        Form(
+            max_length=2048,
+            description="POSTed the job's JSON, signed, when the job is final.",
+        ),
+    ] = None,
 ) -> Response:
     # From here on the job, not the request, owns the open upload (see service/uploadfile.py).
     upload = OwnedUpload.take(file)
+    asked = JobRequest(
+        processor.strip(),
+        params,
+        delete_after_download,
+        max_attempts,
+        timeout_seconds,
+        callback_url or None,
+    )
     try:
-        job = await jobs.submit(
-            upload, processor.strip(), params, delete_after_download, max_attempts, timeout_seconds
-        )
+        job = await jobs.submit(upload, asked, caller)
     except BaseException:
         await upload.release()
         raise
     background.add_task(jobs.executor.submit, job.id, upload)
-    response = _job_response(request, JobOut.of(job), status_code=202)
+    response = _job_response(request, JobOut.of(job, links), status_code=202)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=_PROBLEMS, summary="Poll a job")
-async def get_job(job_id: str, request: Request, jobs: JobsDep) -> Response:
-    return _job_response(request, JobOut.of(await jobs.get(job_id)))
+async def get_job(
+    job_id: str, request: Request, caller: CallerDep, jobs: JobsDep, links: LinksDep
+) -> Response:
+    return _job_response(request, JobOut.of(await jobs.get(job_id, caller.owner_id), links))
+
+
+@router.get(
+    "/{job_id}/result-link",
+    response_model=ResultLinkOut,
+    responses=_PROBLEMS,
+    summary="A fresh signed link to the result, usable without an API key",
+)
+async def result_link(
+    job_id: str,
+    caller: CallerDep,
+    jobs: JobsDep,
+    links: LinksDep,
+    ttl: Annotated[int | None, Query(ge=1, description="Seconds the link stays valid.")] = None,
+) -> ResultLinkOut:
+    job = await jobs.result_job(job_id, caller.owner_id)
+    link = links.result_link(job.id, ttl=min(ttl or links.default_ttl, links.max_ttl))
+    return ResultLinkOut(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
 async def list_jobs(
+    caller: CallerDep,
     jobs: JobsDep,
+    links: LinksDep,
     status: JobStatus | None = None,
     processor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> JobList:
     items, next_cursor = await jobs.list(
-        limit=limit, cursor=cursor, status=status, processor=processor
+        owner_id=caller.owner_id, limit=limit, cursor=cursor, status=status, processor=processor
     )
-    return JobList(items=[JobOut.of(j) for j in items], next_cursor=next_cursor)
+    return JobList(items=[JobOut.of(j, links) for j in items], next_cursor=next_cursor)
 
 
 @router.delete(
@@ -111,6 +153,6 @@ async def list_jobs(
     responses=_PROBLEMS,
     summary="Cancel a queued or running job; delete a finished one",
 )
-async def delete_job(job_id: str, jobs: JobsDep) -> Response:
-    await jobs.cancel_or_delete(job_id)
+async def delete_job(job_id: str, caller: CallerDep, jobs: JobsDep) -> Response:
+    await jobs.cancel_or_delete(job_id, caller.owner_id)
     return Response(status_code=204)

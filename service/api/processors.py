@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from service.api.auth import get_caller
 from service.api.deps import ServicesDep
 from service.api.schemas import ProcessorList, ProcessorOut
 
-router = APIRouter(prefix="/v1/processors", tags=["processors"])
+router = APIRouter(prefix="/v1/processors", tags=["processors"], dependencies=[Depends(get_caller)])
 
 
 @router.get("", response_model=ProcessorList, summary="List processors and their params")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from service.auth.links import LinkSigner, result_path
 from service.jobs.model import Job
 from service.jobs.states import JobStatus
 
@@ -28,7 +29,28 @@ class ResultOut(BaseModel):
     content_type: str
     size: int
     sha256: str
-    url: str = Field(description="Where to download it (relative to the server).")
+    url: str = Field(
+        description="Where to download it, relative to the server: a signed link that works "
+        "without an API key until `url_expires_at`."
+    )
+    url_expires_at: datetime | None
+
+
+class CallbackOut(BaseModel):
+    url: str
+    state: str | None = Field(
+        description="None until the job is final; then pending, delivered or failed."
+    )
+    attempts: int
+    last_result: str | None = Field(
+        description="The last attempt's HTTP status, or why it failed (timeout, refused...)."
+    )
+    delivered_at: datetime | None
+
+
+class ResultLinkOut(BaseModel):
+    url: str = Field(description="A signed link to the result, relative to the server.")
+    expires_at: datetime
 
 
 class JobOut(BaseModel):
@@ -50,17 +72,32 @@ class JobOut(BaseModel):
     error: ErrorOut | None
     input: InputOut
     result: ResultOut | None
+    callback: CallbackOut | None
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, links: LinkSigner | None = None) -> JobOut:
         result = None
         if job.status is JobStatus.SUCCEEDED and job.result_key:
+            url, expires_at = result_path(job.id), None
+            if links is not None:
+                link = links.result_link(job.id)
+                url, expires_at = link.url, datetime.fromtimestamp(link.expires, UTC)
             result = ResultOut(
                 filename=job.result_filename or "result",
                 content_type=job.result_content_type or "application/octet-stream",
                 size=job.result_size or 0,
                 sha256=job.result_sha256 or "",
-                url=f"/v1/jobs/{job.id}/result",
+                url=url,
+                url_expires_at=expires_at,
+            )
+        callback = None
+        if job.callback_url:
+            callback = CallbackOut(
+                url=job.callback_url,
+                state=job.callback_state,
+                attempts=job.callback_attempts or 0,
+                last_result=job.callback_last_result,
+                delivered_at=job.callback_delivered_at,
             )
         error = None
         if job.error_code:
@@ -87,6 +124,7 @@ class JobOut(BaseModel):
                 sha256=job.input_sha256,
             ),
             result=result,
+            callback=callback,
         )
 
 

@@ -10,10 +10,12 @@ request and validates the fields as usual.
 from __future__ import annotations
 
 import errno
+import math
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from python_multipart.multipart import parse_options_header
@@ -21,18 +23,24 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from service.api.auth import get_caller
 from service.api.pipelined_upload import PipelinedUpload
 from service.errors import (
     InsufficientStorage,
     MalformedMultipart,
     MalformedRequest,
     PayloadTooLarge,
+    RequestTimeout,
     ShuttingDown,
 )
 from service.storage.spool import UploadSpool
 
 # Room for the non-file fields and part headers on top of the file's own limit.
 FORM_OVERHEAD_BYTES = 256 * 1024
+# One part's headers (Content-Disposition with the filename, Content-Type, ...), all together.
+MAX_PART_HEADER_BYTES = 16 * 1024
+MAX_CONTENT_TYPE_BYTES = 1024
+MAX_BOUNDARY_BYTES = 70  # RFC 2046 §5.1.1
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,9 @@ class UploadPolicy:
     free_bytes: Callable[[], int] | None = None  # None: the backend has no such limit
     min_free_bytes: int = 0
     max_files: int = 1
-    max_fields: int = 16
+    max_parts: int = 16  # fields and files together
     max_field_bytes: int = 64 * 1024
+    body_timeout: float = 60.0  # seconds without a byte of body
 
     @property
     def max_body_bytes(self) -> int:
@@ -59,6 +68,25 @@ class _SpoolingParser(MultiPartParser):
         super().__init__(*args, **kwargs)
         self._new_spool = new_spool
         self.complete = False
+        self._header_bytes = 0
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self._header_bytes = 0
+
+    def _count_header(self, size: int) -> None:
+        # Starlette accumulates part headers without a bound; a part may not hold megabytes.
+        self._header_bytes += size
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise MultiPartException(f"A part's headers exceed {MAX_PART_HEADER_BYTES} bytes.")
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        super().on_header_field(data, start, end)
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        super().on_header_value(data, start, end)
 
     def on_end(self) -> None:
         # python-multipart's finalize() accepts a body cut short; only this callback proves
@@ -94,9 +122,24 @@ class _SpoolingParser(MultiPartParser):
         self._file_parts_to_write.append((part, memoryview(data)[start:end]))  # type: ignore[arg-type]
 
 
-async def _limited(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGenerator[bytes]:
+async def _limited(
+    stream: AsyncGenerator[bytes, None], limit: int, idle_timeout: float
+) -> AsyncGenerator[bytes]:
+    """The body, refused once it passes `limit` bytes or stalls for `idle_timeout` seconds
+    (a slow client holding a connection and a spool open; a proxy in front should cut such
+    clients off earlier, see the README)."""
     seen = 0
-    async for chunk in stream:
+    chunks = aiter(stream)
+    while True:
+        try:
+            with anyio.fail_after(idle_timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"No body bytes arrived for {math.ceil(idle_timeout)} seconds."
+            ) from None
         seen += len(chunk)
         if seen > limit:
             raise PayloadTooLarge(f"The request body exceeds {limit} bytes.", limit=limit)
@@ -104,9 +147,14 @@ async def _limited(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGene
 
 
 async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
-    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    raw_type = request.headers.get("content-type", "")
+    if len(raw_type) > MAX_CONTENT_TYPE_BYTES:
+        raise MalformedMultipart(f"The Content-Type header exceeds {MAX_CONTENT_TYPE_BYTES} bytes.")
+    content_type, params = parse_options_header(raw_type)
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
         raise MalformedMultipart("Content-Type must be multipart/form-data with a boundary.")
+    if len(params[b"boundary"]) > MAX_BOUNDARY_BYTES:
+        raise MalformedMultipart(f"The multipart boundary exceeds {MAX_BOUNDARY_BYTES} bytes.")
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -119,22 +167,20 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     _admit(policy, int(declared) if declared is not None else 0)
     parser = _SpoolingParser(
         request.headers,
-        _limited(request.stream(), policy.max_body_bytes),
+        _limited(request.stream(), policy.max_body_bytes, policy.body_timeout),
         max_files=policy.max_files,
-        max_fields=policy.max_fields,
+        max_fields=policy.max_parts - policy.max_files,
         max_part_size=policy.max_field_bytes,
         new_spool=policy.new_spool,
     )
     try:
         form = await parser.parse()
-    except MultiPartException as exc:
-        raise MalformedMultipart(exc.message) from exc
-    except ClientDisconnect as exc:
-        raise MalformedRequest("The client disconnected before the body was complete.") from exc
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise InsufficientStorage("The disk filled up while receiving the upload.") from exc
-        raise
+    except BaseException as exc:
+        parser.close_all()  # whatever stopped the parse (timeout, limit), no spool stays open
+        mapped = _parse_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
     if not parser.complete:
         parser.close_all()
         raise MalformedMultipart("The body ended before the closing multipart boundary.")
@@ -146,6 +192,17 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
                 limit=policy.max_file_bytes,
             )
     return form
+
+
+def _parse_error(exc: BaseException) -> BaseException:
+    """The client-facing error for what stopped a parse (`exc` itself if it is no client's)."""
+    if isinstance(exc, MultiPartException):
+        return MalformedMultipart(exc.message)
+    if isinstance(exc, ClientDisconnect):
+        return MalformedRequest("The client disconnected before the body was complete.")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage("The disk filled up while receiving the upload.")
+    return exc
 
 
 def _admit(policy: UploadPolicy, declared_bytes: int) -> None:
@@ -173,6 +230,12 @@ class UploadRoute(APIRoute):
                     "this one after its restart).",
                     headers={"Retry-After": "10"},
                 )
+            # Who is asking, and may they, before a byte of the body is read.
+            caller = await get_caller(request)
+            declared = request.headers.get("content-length", "")
+            await request.app.state.services.jobs.check_quota(
+                caller, int(declared) if declared.isdigit() else 0
+            )
             form = await parse_upload_form(request, request.app.state.upload_policy)
             # Starlette caches the parsed form here; FastAPI's request.form() then returns it
             # (and closes it when the request ends) instead of reading the consumed stream.

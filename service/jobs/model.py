@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Enum, Float, Index, Integer, String, Text
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, BigInteger, Enum, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from service.jobs.states import JobStatus
+from service.orm import Base, UTCDateTime, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in Python on every backend (SQLite stores naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
+__all__ = ["Base", "Job", "utcnow"]
 
 
 class Job(Base):
@@ -66,6 +40,17 @@ class Job(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     timeout_seconds: Mapped[float] = mapped_column(Float, default=3600.0, server_default="3600")
     delete_after_download: Mapped[bool] = mapped_column(default=False)
+    # The API key (`api_keys.id`) that created the job; None: anonymous (FILEJOB_AUTH=off).
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+
+    # Webhook: POSTed once the job is final. `callback_state`: None (no callback yet or none
+    # asked for), pending, delivered or failed (attempts used up).
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_state: Mapped[str | None] = mapped_column(String(16))
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    callback_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    callback_last_result: Mapped[str | None] = mapped_column(String(200))
+    callback_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -91,4 +76,7 @@ class Job(Base):
         Index("ix_jobs_status_seq", "status", "seq"),
         Index("ix_jobs_processor_seq", "processor", "seq"),
         Index("ix_jobs_finished_at", "finished_at"),
+        Index("ix_jobs_owner_seq", "owner_id", "seq"),
+        Index("ix_jobs_owner_status", "owner_id", "status"),
+        Index("ix_jobs_callback_due", "callback_state", "callback_next_at"),
     )

@@ -6,11 +6,20 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.jobs.model import Job, utcnow
 from service.jobs.states import JobStatus, check_transition, sources_of
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Final states that tell a job's callback (expiry is housekeeping, not news).
+NOTIFIED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def owned_by(owner_id: str | None) -> ColumnElement[bool]:
+    """Rows of one owner; None is the anonymous owner (auth off), not "anyone"."""
+    return Job.owner_id == owner_id if owner_id is not None else Job.owner_id.is_(None)
 
 
 class JobRepository:
@@ -23,18 +32,41 @@ class JobRepository:
         return job
 
     async def get(self, job_id: str) -> Job | None:
+        """Any owner's job: for the server's own work (runner, sweeper), never for callers."""
         return await self.session.scalar(select(Job).where(Job.id == job_id))
+
+    async def get_owned(self, job_id: str, owner_id: str | None) -> Job | None:
+        """The job if `owner_id` owns it. One query either way, so a job that exists but is
+        someone else's looks (and takes) the same as one that does not."""
+        return await self.session.scalar(select(Job).where(Job.id == job_id, owned_by(owner_id)))
+
+    async def usage(self, owner_id: str | None) -> tuple[int, int]:
+        """The owner's active (queued or running) jobs and the bytes their stored files take."""
+        input_bytes = case((Job.input_key.is_not(None), Job.input_size), else_=0)
+        result_bytes = case(
+            (Job.result_key.is_not(None), func.coalesce(Job.result_size, 0)), else_=0
+        )
+        row = (
+            await self.session.execute(
+                select(
+                    func.coalesce(func.sum(case((Job.status.in_(ACTIVE), 1), else_=0)), 0),
+                    func.coalesce(func.sum(input_bytes + result_bytes), 0),
+                ).where(owned_by(owner_id))
+            )
+        ).one()
+        return int(row[0]), int(row[1])
 
     async def list(
         self,
         *,
+        owner_id: str | None,
         limit: int,
         before_seq: int | None = None,
         status: JobStatus | None = None,
         processor: str | None = None,
     ) -> Sequence[Job]:
         """Newest first; `before_seq` continues after the last row of the previous page."""
-        query = select(Job).order_by(Job.seq.desc()).limit(limit)
+        query = select(Job).where(owned_by(owner_id)).order_by(Job.seq.desc()).limit(limit)
         if before_seq is not None:
             query = query.where(Job.seq < before_seq)
         if status is not None:
@@ -62,6 +94,10 @@ class JobRepository:
         now = utcnow()
         if target.is_final and target is not JobStatus.EXPIRED:
             values.setdefault("finished_at", now)
+        if target in NOTIFIED:  # due for its webhook, if it has one (see webhooks/dispatcher)
+            has_callback = Job.callback_url.is_not(None)
+            values["callback_state"] = case((has_callback, "pending"), else_=None)
+            values["callback_next_at"] = case((has_callback, now), else_=None)
         result = await self.session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status.in_(sources))

@@ -7,10 +7,12 @@ import json
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from service.auth.principal import Principal
 from service.db import Database
 from service.errors import (
     EmptyFile,
@@ -20,13 +22,16 @@ from service.errors import (
     JobFailed,
     JobNotFound,
     PayloadTooLarge,
+    QuotaExceeded,
     ResultGone,
     ResultNotReady,
     ServiceUnavailable,
+    TooManyActiveJobs,
     UnknownProcessor,
     UnsupportedMediaType,
+    WebhooksNotConfigured,
 )
-from service.filenames import sanitize_filename
+from service.filenames import MAX_FILENAME_BYTES, sanitize_filename
 from service.jobs.executors.base import Executor
 from service.jobs.model import Job, utcnow
 from service.jobs.repository import JobRepository
@@ -37,6 +42,7 @@ from service.processors.sniff import SNIFF_BYTES, sniff
 from service.storage.base import BlobNotFound, BlobReader, Storage
 from service.storage.ingest import digest_of, store_file
 from service.uploadfile import OwnedUpload
+from service.webhooks.addresses import parse_callback_url
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,24 @@ def decode_cursor(cursor: str) -> int:
     return int(cursor[1:])
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """What a client asks for besides the file (the upload form's fields)."""
+
+    processor: str
+    params_json: str | None = None
+    delete_after_download: bool = False
+    max_attempts: int | None = None  # capped by the server's max_attempts
+    timeout_seconds: float | None = None  # per attempt; default: the processor's
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CallbackRules:
+    allow_private: bool = False
+    anonymous_can_sign: bool = False  # a webhook secret exists for anonymous jobs
+
+
 class JobService:
     def __init__(
         self,
@@ -74,8 +98,12 @@ class JobService:
         max_upload_bytes: int,
         max_attempts: int = 3,
         max_job_seconds: float = 3600.0,
+        max_filename_bytes: int = MAX_FILENAME_BYTES,
+        callbacks: CallbackRules | None = None,
     ) -> None:
         self.max_job_seconds = max_job_seconds
+        self.max_filename_bytes = max_filename_bytes
+        self.callbacks = callbacks or CallbackRules()
         self.db = db
         self.storage = storage
         self.registry = registry
@@ -115,19 +143,48 @@ class JobService:
             ) from exc
         return processor, params.model_dump(mode="json")
 
-    async def submit(
-        self,
-        upload: OwnedUpload,
-        processor_name: str,
-        params_json: str | None,
-        delete_after_download: bool,
-        max_attempts: int | None = None,
-        timeout_seconds: float | None = None,
-    ) -> Job:
-        """Validate, store the input, commit the row: after this returns the job is safe.
-        `max_attempts` and `timeout_seconds` (per attempt; default: the processor's) are capped
-        by the server's settings."""
-        processor, params = self.validate_request(processor_name, params_json)
+    def check_callback(self, url: str | None, caller: Principal) -> str | None:
+        if not url:
+            return None
+        parse_callback_url(url, allow_private=self.callbacks.allow_private)
+        if caller.is_anonymous and not self.callbacks.anonymous_can_sign:
+            raise WebhooksNotConfigured(
+                "Webhooks of anonymous jobs are signed with FILEJOB_WEBHOOK_SECRET, which is "
+                "not set on this server (or use an API key: each has its own secret)."
+            )
+        return url
+
+    async def check_quota(self, caller: Principal, incoming_bytes: int = 0) -> None:
+        """Refuse a new job the caller's limits do not allow; called before the body is read
+        (with the declared length) and again, with the real size, in the submit transaction."""
+        if caller.max_active_jobs is None and caller.max_storage_bytes is None:
+            return
+        async with self.db.read() as session:
+            usage = await JobRepository(session).usage(caller.owner_id)
+        self._within_quota(caller, *usage, incoming_bytes)
+
+    @staticmethod
+    def _within_quota(caller: Principal, active: int, stored: int, incoming: int) -> None:
+        if caller.max_active_jobs is not None and active >= caller.max_active_jobs:
+            raise TooManyActiveJobs(
+                f"{active} jobs are queued or running; the limit is {caller.max_active_jobs}. "
+                "Wait for some to finish.",
+                headers={"Retry-After": "5"},
+                limit=caller.max_active_jobs,
+            )
+        if caller.max_storage_bytes is not None and stored + incoming > caller.max_storage_bytes:
+            raise QuotaExceeded(
+                f"Storing {incoming} more bytes would exceed the quota of "
+                f"{caller.max_storage_bytes} bytes ({stored} in use). Delete finished jobs "
+                "or download their results with delete_after_download.",
+                limit=caller.max_storage_bytes,
+                used=stored,
+            )
+
+    async def submit(self, upload: OwnedUpload, request: JobRequest, caller: Principal) -> Job:
+        """Validate, store the input, commit the row: after this returns the job is safe."""
+        processor, params = self.validate_request(request.processor, request.params_json)
+        callback_url = self.check_callback(request.callback_url, caller)
         size, sha256, filename, content_type = await self._check_input(upload, processor)
         job_id = new_job_id()
         key = input_key(job_id)
@@ -145,9 +202,11 @@ class JobService:
             params=params,
             progress=0.0,
             attempts=0,
-            max_attempts=min(max_attempts or self.max_attempts, self.max_attempts),
-            timeout_seconds=min(timeout_seconds or processor.timeout, self.max_job_seconds),
-            delete_after_download=delete_after_download,
+            max_attempts=min(request.max_attempts or self.max_attempts, self.max_attempts),
+            timeout_seconds=min(request.timeout_seconds or processor.timeout, self.max_job_seconds),
+            delete_after_download=request.delete_after_download,
+            owner_id=caller.owner_id,
+            callback_url=callback_url,
             created_at=now,
             updated_at=now,
             input_key=key,
@@ -158,7 +217,11 @@ class JobService:
         )
         try:
             async with self.db.write() as session:
-                await JobRepository(session).add(job)
+                repo = JobRepository(session)
+                if caller.max_active_jobs is not None or caller.max_storage_bytes is not None:
+                    # In the write transaction: concurrent uploads cannot both squeeze in.
+                    self._within_quota(caller, *await repo.usage(caller.owner_id), size)
+                await repo.add(job)
         except BaseException:
             await self.storage.delete(key)
             raise
@@ -180,7 +243,7 @@ class JobService:
         await upload.seek(0)
         head = await upload.read(SNIFF_BYTES)
         await upload.seek(0)
-        filename = sanitize_filename(upload.filename)
+        filename = sanitize_filename(upload.filename, max_bytes=self.max_filename_bytes)
         content_type = sniff(head, upload.content_type, filename)
         if not processor.accepts(content_type):
             raise UnsupportedMediaType(
@@ -192,7 +255,15 @@ class JobService:
 
     # -- read -------------------------------------------------------------------------------
 
-    async def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str, owner_id: str | None) -> Job:
+        """`owner_id`'s job; anyone else's answers exactly like a missing one."""
+        async with self.db.read() as session:
+            job = await JobRepository(session).get_owned(job_id, owner_id)
+        if job is None:
+            raise JobNotFound(f"No job {job_id!r}.")
+        return job
+
+    async def _get_any(self, job_id: str) -> Job:
         async with self.db.read() as session:
             job = await JobRepository(session).get(job_id)
         if job is None:
@@ -202,6 +273,7 @@ class JobService:
     async def list(
         self,
         *,
+        owner_id: str | None,
         limit: int,
         cursor: str | None,
         status: JobStatus | None,
@@ -211,7 +283,11 @@ class JobService:
         async with self.db.read() as session:
             # One extra row tells whether another page exists without a COUNT.
             jobs = await JobRepository(session).list(
-                limit=limit + 1, before_seq=before, status=status, processor=processor
+                owner_id=owner_id,
+                limit=limit + 1,
+                before_seq=before,
+                status=status,
+                processor=processor,
             )
         if len(jobs) > limit:
             return jobs[:limit], encode_cursor(jobs[limit - 1].seq)
@@ -219,15 +295,28 @@ class JobService:
 
     # -- results --------------------------------------------------------------------------
 
-    async def open_result(self, job_id: str) -> tuple[Job, BlobReader]:
-        """The finished job and its result, opened: the reader keeps working even if the
-        result is deleted while it is being sent."""
-        job = await self.get(job_id)
+    async def result_job(self, job_id: str, owner_id: str | None) -> Job:
+        """`owner_id`'s job, if it has a result to download (for issuing links)."""
+        job = await self.get(job_id, owner_id)
+        if job.status is JobStatus.SUCCEEDED and job.result_key:
+            return job
+        raise self._no_result(job)
+
+    async def open_result(self, job_id: str, owner_id: str | None) -> tuple[Job, BlobReader]:
+        """`owner_id`'s finished job and its result, opened: the reader keeps working even if
+        the result is deleted while it is being sent."""
+        return await self._open_result(await self.get(job_id, owner_id))
+
+    async def open_result_by_link(self, job_id: str) -> tuple[Job, BlobReader]:
+        """As `open_result`, for the holder of a verified signed link (whoever that is)."""
+        return await self._open_result(await self._get_any(job_id))
+
+    async def _open_result(self, job: Job) -> tuple[Job, BlobReader]:
         if job.status is JobStatus.SUCCEEDED and job.result_key:
             try:
                 return job, await self.storage.open(job.result_key)
             except BlobNotFound:
-                job = await self.get(job_id)  # expired or deleted meanwhile: say which
+                job = await self._get_any(job.id)  # expired or deleted meanwhile: say which
         raise self._no_result(job)
 
     @staticmethod
@@ -274,13 +363,13 @@ class JobService:
 
     # -- cancel / delete ------------------------------------------------------------------
 
-    async def cancel_or_delete(self, job_id: str) -> None:
+    async def cancel_or_delete(self, job_id: str, owner_id: str | None) -> None:
         """Cancel a queued or running job; delete a finished one with its files.
 
         The job may move while we decide (a worker claims it, a retry re-queues it), so each
         step is a compare-and-set and the decision is taken again when one loses."""
         for _ in range(10):
-            job = await self.get(job_id)
+            job = await self.get(job_id, owner_id)
             if job.status is JobStatus.QUEUED:
                 if await self._transition(job_id, JobStatus.CANCELLED, JobStatus.QUEUED):
                     return

@@ -22,6 +22,7 @@ JOB_FIELDS = {
     "params",
     "progress",
     "attempts",
+    "callback",
     "max_attempts",
     "timeout_seconds",
     "next_attempt_at",
@@ -54,7 +55,14 @@ async def test_job_json_shape_and_timestamps(client: httpx.AsyncClient, drain: A
         assert body[field].endswith("Z") or body[field].endswith("+00:00")
         datetime.fromisoformat(body[field])
     assert body["created_at"] <= body["started_at"] <= body["finished_at"]
-    assert set(body["result"]) == {"filename", "content_type", "size", "sha256", "url"}
+    assert set(body["result"]) == {
+        "filename",
+        "content_type",
+        "size",
+        "sha256",
+        "url",
+        "url_expires_at",
+    }
     assert "retry-after" not in response.headers
 
 
