@@ -29,6 +29,7 @@ from service.jobs.sweeper import Sweeper
 from service.migrations import ensure_schema_current
 from service.processors.registry import ProcessorRegistry
 from service.storage.local import LocalStorage
+from service.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
 
 log = logging.getLogger("filejob")
 
@@ -47,6 +48,16 @@ def link_signer(settings: Settings) -> LinkSigner:
         log.warning("FILEJOB_SECRET_KEY is not set: signed result links end with this process")
         keys = [secrets.token_bytes(32)]
     return LinkSigner(keys, settings.result_link_ttl, settings.max_result_link_ttl)
+
+
+def webhook_policy(settings: Settings) -> WebhookPolicy:
+    return WebhookPolicy(
+        allow_private=settings.webhook_allow_private,
+        timeout=settings.webhook_timeout,
+        max_attempts=settings.webhook_max_attempts,
+        retry_delay=settings.webhook_retry_delay,
+        anonymous_secret=settings.webhook_secret.get_secret_value() or None,
+    )
 
 
 def create_app(
@@ -88,6 +99,9 @@ def create_app(
                 anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
             ),
         )
+        links = link_signer(settings)
+        webhooks = WebhookDispatcher(db, links, webhook_policy(settings))
+        app.state.webhooks = webhooks
         app.state.services = Services(
             settings,
             job_service,
@@ -98,7 +112,7 @@ def create_app(
                 RateLimiter(),
                 required=settings.auth_required,
             ),
-            links=link_signer(settings),
+            links=links,
         )
         app.state.upload_policy = UploadPolicy(
             max_file_bytes=settings.max_upload_bytes,
@@ -114,14 +128,17 @@ def create_app(
         await executor.start()
         await job_service.resume_unfinished()
         sweeping = asyncio.create_task(sweeper.run_forever(settings.sweep_interval))
+        delivering = asyncio.create_task(webhooks.run_forever())
         log.info("filejob ready: data in %s, %d worker(s)", settings.data_dir, settings.workers)
         try:
             yield
         finally:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
+            for task in (sweeping, delivering):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await executor.shutdown()
+            await webhooks.close()
             await db.dispose()
 
     app = FastAPI(

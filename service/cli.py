@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from service.config import Settings
 
 app = typer.Typer(help="filejob: upload-then-process job server.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (FILEJOB_AUTH=required).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment plus command-line overrides, or a clear exit."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            where = ".".join(map(str, error["loc"]))
+            typer.echo(f"filejob: {where + ': ' if where else ''}{error['msg']}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -24,11 +43,7 @@ def serve(
     from service.app import create_app
     from service.server import DrainingServer
 
-    settings = Settings()
-    if host is not None:
-        settings.host = host
-    if port is not None:
-        settings.port = port
+    settings = load_settings(host=host, port=port)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -48,10 +63,98 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply Alembic migrations up to REVISION."""
     from service.migrations import upgrade
 
-    settings = Settings()
+    settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}: {settings.database_url}")
+
+
+def _with_keys(work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(KeyService)` against the configured database."""
+    from service.app import key_defaults
+    from service.auth.service import KeyService
+    from service.db import Database
+    from service.migrations import SchemaOutOfDate, ensure_schema_current
+
+    settings = load_settings()
+
+    async def run() -> T:
+        db = Database(settings.database_url, durable=settings.fsync)
+        try:
+            await ensure_schema_current(db)
+            return await work(KeyService(db, key_defaults(settings)))
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except SchemaOutOfDate as exc:
+        typer.echo(f"filejob: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="Who or what the key is for."),
+    max_active_jobs: int | None = typer.Option(
+        None, min=0, help="Most queued+running jobs [FILEJOB_MAX_ACTIVE_JOBS]; 0: unlimited."
+    ),
+    max_storage_bytes: int | None = typer.Option(
+        None, min=0, help="Most bytes stored [FILEJOB_MAX_STORAGE_BYTES]; 0: unlimited."
+    ),
+    rate_limit: int | None = typer.Option(
+        None, min=0, help="Most requests per minute [FILEJOB_RATE_LIMIT]; 0: unlimited."
+    ),
+) -> None:
+    """Create a key and print it, once: only its hash is stored."""
+    key, token = _with_keys(
+        lambda keys: keys.create(
+            name,
+            max_active_jobs=max_active_jobs,
+            max_storage_bytes=max_storage_bytes,
+            rate_limit=rate_limit,
+        )
+    )
+    typer.echo(f"id:             {key.id}")
+    typer.echo(f"name:           {key.name}")
+    typer.echo(f"api key:        {token}")
+    typer.echo(f"webhook secret: {key.webhook_secret}")
+    typer.echo("The api key is shown only now; store it safely.", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (ids, names, limits, state); never the keys themselves."""
+
+    def limit(value: int | None) -> str:
+        return "default" if value is None else ("unlimited" if value == 0 else str(value))
+
+    keys = _with_keys(lambda keys: keys.list())
+    typer.echo("ID\tNAME\tPREFIX\tACTIVE_JOBS\tSTORAGE_BYTES\tRATE/MIN\tCREATED\tREVOKED")
+    for key in keys:
+        typer.echo(
+            "\t".join(
+                [
+                    key.id,
+                    key.name,
+                    key.token_prefix + "…",
+                    limit(key.max_active_jobs),
+                    limit(key.max_storage_bytes),
+                    limit(key.rate_limit),
+                    key.created_at.isoformat(timespec="seconds"),
+                    key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-",
+                ]
+            )
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Revoke a key: its requests fail from now on; its jobs stay until retention."""
+    if not _with_keys(lambda keys: keys.revoke(key_id)):
+        typer.echo(f"filejob: no live key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
 
 
 def main() -> None:

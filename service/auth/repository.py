@@ -26,6 +26,9 @@ class ApiKeyRepository:
             select(ApiKey).where(ApiKey.token_sha256 == token_sha256, ApiKey.revoked_at.is_(None))
         )
 
+    async def get(self, key_id: str) -> ApiKey | None:
+        return await self.session.get(ApiKey, key_id)
+
     async def all(self) -> Sequence[ApiKey]:
         return (await self.session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
 

@@ -162,6 +162,34 @@ class JobRepository:
         )
         return (await self.session.scalars(query)).all()
 
+    async def callbacks_due(self, now: datetime, limit: int = 50) -> Sequence[Job]:
+        """Final jobs whose webhook is due (first try or a retry), oldest due first."""
+        query = (
+            select(Job)
+            .where(Job.callback_state == "pending", Job.callback_next_at <= now)
+            .order_by(Job.callback_next_at)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def claim_callback(self, job_id: str, due: datetime, lease_until: datetime) -> bool:
+        """Take one delivery: push its due time past the attempt, if no one else moved it."""
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.callback_state == "pending", Job.callback_next_at == due)
+            .values(callback_next_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def record_callback(self, job_id: str, **values: Any) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
     async def referenced_keys(self, keys: Iterable[str]) -> set[str]:
         """The subset of `keys` that some job row still points at."""
         wanted = list(keys)
