@@ -207,6 +207,8 @@ async def submit(
     delete_after_download: bool | None = None,
     max_attempts: int | None = None,
     timeout_seconds: float | None = None,
+    callback_url: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     import json
 
@@ -219,8 +221,13 @@ async def submit(
         data["max_attempts"] = str(max_attempts)
     if timeout_seconds is not None:
         data["timeout_seconds"] = str(timeout_seconds)
+    if callback_url is not None:
+        data["callback_url"] = callback_url
     return await client.post(
-        "/v1/jobs", data=data, files={"file": (filename, content, content_type)}
+        "/v1/jobs",
+        data=data,
+        files={"file": (filename, content, content_type)},
+        headers=headers,
     )
 
 

@@ -1,0 +1,41 @@
+"""An app with FILEJOB_AUTH=required, and clients that act for one API key each."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+SECRET = "test-secret-0123456789-abcdefghijklmnop"
+OLD_SECRET = "old-secret-0123456789-abcdefghijklmnopq"
+
+KeyClient = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"auth": "required", "secret_key": SECRET}
+
+
+@pytest.fixture
+async def key_client(app: FastAPI) -> AsyncIterator[KeyClient]:
+    """`await key_client(name, **limits)`: a new key, and a client that sends it."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(name: str = "alice", **limits: Any) -> httpx.AsyncClient:
+        key, token = await app.state.services.auth.keys.create(name, **limits)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://filejob.test",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        client.key = key  # type: ignore[attr-defined]
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
