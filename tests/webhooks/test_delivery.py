@@ -1,0 +1,277 @@
+"""Webhooks reach a real receiver: signed, retried with backoff, bounded, never redirected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.webhooks.signature import verify
+from tests.support import stored_files, submit, wait_for_status
+from tests.webhooks.conftest import Receiver
+
+SECRET = "hook-secret-0123456789-abcdefghijklmnop"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {
+        "auth": "required",
+        "secret_key": SECRET,
+        "webhook_allow_private": True,  # the receiver is on 127.0.0.1
+        "webhook_retry_delay": 0,
+        "webhook_timeout": 0.5,
+        "webhook_max_attempts": 3,
+    }
+
+
+@pytest.fixture
+async def alice(app: FastAPI) -> Any:
+    key, token = await app.state.services.auth.keys.create("alice")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://filejob.test",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        client.key = key  # type: ignore[attr-defined]
+        yield client
+
+
+async def settled(app: FastAPI, client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    """Run due deliveries until the job's callback is delivered or failed (bounded)."""
+    with anyio.fail_after(20):
+        while True:
+            await app.state.webhooks.deliver_due()
+            job = (await client.get(f"/v1/jobs/{job_id}")).json()
+            if job["callback"]["state"] in ("delivered", "failed"):
+                return job
+            await anyio.sleep(0.02)
+
+
+async def test_a_final_job_is_delivered_signed(
+    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+) -> None:
+    created = await submit(alice, b"payload", callback_url=f"{receiver.url}/hooks/filejob?x=1")
+    assert created.status_code == 202
+    queued = created.json()["callback"]
+    assert queued == {
+        "url": f"{receiver.url}/hooks/filejob?x=1",
+        "state": None,
+        "attempts": 0,
+        "last_result": None,
+        "delivered_at": None,
+    }
+    await drain()
+    job = await settled(app, alice, created.json()["id"])
+    assert job["callback"]["state"] == "delivered"
+    assert job["callback"]["attempts"] == 1 and job["callback"]["last_result"] == "200"
+    [delivery] = receiver.deliveries
+    assert delivery.path == "/hooks/filejob?x=1"
+    assert delivery.headers["Filejob-Event"] == "job.succeeded"
+    assert delivery.headers["Filejob-Delivery"] == job["id"]
+    assert delivery.headers["Content-Type"] == "application/json"
+    assert delivery.headers["Host"] == receiver.url.removeprefix("http://")
+    secret = alice.key.webhook_secret
+    assert verify(secret, delivery.headers["Filejob-Signature"], delivery.body)
+    assert not verify("whsec_other", delivery.headers["Filejob-Signature"], delivery.body)
+    sent = json.loads(delivery.body)
+    assert sent["id"] == job["id"] and sent["status"] == "succeeded"
+    assert sent["result"]["sha256"] == job["result"]["sha256"]
+
+
+async def test_failures_are_retried_until_delivered(
+    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+) -> None:
+    receiver.replies = [500, 503, 200]
+    created = await submit(alice, b"payload", callback_url=receiver.url)
+    await drain()
+    job = await settled(app, alice, created.json()["id"])
+    assert job["callback"]["state"] == "delivered"
+    assert job["callback"]["attempts"] == 3
+    assert [d.headers["Filejob-Delivery"] for d in receiver.deliveries] == [job["id"]] * 3
+    for delivery in receiver.deliveries:
+        assert verify(
+            alice.key.webhook_secret, delivery.headers["Filejob-Signature"], delivery.body
+        )
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome"),
+    [(500, "500"), (("redirect", "/elsewhere"), "302"), (("sleep", 1.5), "timeout")],
+    ids=["server-error", "redirect", "timeout"],
+)
+async def test_attempts_are_bounded_and_visible(
+    app: FastAPI,
+    alice: Any,
+    receiver: Receiver,
+    drain: Callable[[], Any],
+    reply: object,
+    outcome: str,
+) -> None:
+    receiver.replies = [reply]
+    created = await submit(alice, b"payload", callback_url=receiver.url)
+    await drain()
+    job = await settled(app, alice, created.json()["id"])
+    assert job["callback"]["state"] == "failed"
+    assert job["callback"]["attempts"] == 3
+    assert job["callback"]["last_result"] == outcome
+    assert [d.path for d in receiver.deliveries] == ["/"] * 3  # a redirect is not followed
+    assert await app.state.webhooks.deliver_due() == 0  # nothing more is due
+
+
+async def test_the_backoff_doubles(app: FastAPI, alice: Any, receiver: Receiver) -> None:
+    from datetime import timedelta
+
+    from service.webhooks.dispatcher import WebhookDispatcher
+
+    policy = app.state.webhooks.policy
+    slow = WebhookDispatcher(
+        app.state.services.jobs.db,
+        app.state.services.links,
+        type(policy)(allow_private=True, timeout=0.5, max_attempts=5, retry_delay=10),
+    )
+    receiver.replies = [500]
+    created = await submit(alice, b"p", "slow", params={"steps": 1}, callback_url=receiver.url)
+    job_id = created.json()["id"]
+    await wait_for_status(alice, job_id, "succeeded")
+    gaps = []
+    async with slow.db.read() as session:
+        from service.jobs.repository import JobRepository
+
+        job = await JobRepository(session).get(job_id)
+    for attempt in (1, 2):
+        async with slow.db.write() as session:  # make the next attempt due now
+            await JobRepository(session).record_callback(job_id, callback_next_at=job.finished_at)
+        assert await slow.deliver_due() == 1
+        async with slow.db.read() as session:
+            job = await JobRepository(session).get(job_id)
+        assert job.callback_attempts == attempt
+        gaps.append((job.callback_next_at - job.updated_at) / timedelta(seconds=1))
+    await slow.close()
+    assert 9 <= gaps[0] <= 11.5 and 18 <= gaps[1] <= 22.5  # 10 s, then 20 s, ±10 % jitter
+
+
+async def test_a_cancelled_job_is_announced(app: FastAPI, alice: Any, receiver: Receiver) -> None:
+    created = await submit(
+        alice, b"p", "slow", params={"gate": "hooks-never"}, callback_url=receiver.url
+    )
+    assert (await alice.delete(f"/v1/jobs/{created.json()['id']}")).status_code == 204
+    await settled(app, alice, created.json()["id"])
+    [delivery] = receiver.deliveries
+    assert delivery.headers["Filejob-Event"] == "job.cancelled"
+
+
+class TestSsrfGuard:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"auth": "required", "secret_key": SECRET, "webhook_retry_delay": 0}
+
+    @pytest.mark.parametrize(
+        ("url", "code"),
+        [
+            ("http://127.0.0.1:9/hook", "callback_url_forbidden"),
+            ("http://localhost/hook", "callback_url_forbidden"),
+            ("http://[::1]/hook", "callback_url_forbidden"),
+            ("http://169.254.169.254/latest/meta-data", "callback_url_forbidden"),
+            ("http://10.0.0.7/hook", "callback_url_forbidden"),
+            ("http://0x7f.1/hook", "callback_url_forbidden"),
+            ("http://[::ffff:192.168.0.1]/", "callback_url_forbidden"),
+            ("ftp://example.com/hook", "invalid_callback_url"),
+            ("/relative", "invalid_callback_url"),
+            ("http://user:pass@example.com/", "invalid_callback_url"),
+            ("http://example.com/" + "a" * 3000, "validation_error"),
+        ],
+    )
+    async def test_non_public_callbacks_are_refused_at_submit(
+        self, alice: Any, data_dir: Any, url: str, code: str
+    ) -> None:
+        response = await submit(alice, b"payload", callback_url=url)
+        assert response.status_code == 422
+        assert response.json()["code"] == code
+        assert stored_files(data_dir) == []
+        assert (await alice.get("/v1/jobs")).json()["items"] == []
+
+    async def test_a_name_that_resolves_to_loopback_is_refused_at_delivery(
+        self,
+        app: FastAPI,
+        alice: Any,
+        receiver: Receiver,
+        drain: Callable[[], Any],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """DNS rebinding: the name looked harmless at submit and answers 127.0.0.1 later."""
+        import socket
+
+        from service.webhooks import addresses
+
+        real = addresses.anyio.getaddrinfo
+
+        async def rebinding(host: str, *args: Any, **kwargs: Any) -> Any:
+            if host == "hooks.rebind.example":
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+            return await real(host, *args, **kwargs)
+
+        monkeypatch.setattr(addresses.anyio, "getaddrinfo", rebinding)
+        port = receiver.url.rpartition(":")[2]
+        url = f"http://hooks.rebind.example:{port}/"
+        created = await submit(alice, b"payload", callback_url=url)
+        assert created.status_code == 202  # the name only shows its address when resolved
+        await drain()
+        job = await settled(app, alice, created.json()["id"])
+        assert job["callback"]["state"] == "failed"
+        assert job["callback"]["attempts"] == 1  # a refusal is final, not retried
+        assert job["callback"]["last_result"] == (
+            "refused: hooks.rebind.example resolves to a non-public address (127.0.0.1)."
+        )
+        assert receiver.deliveries == []
+
+
+class TestResolvedNames:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"auth": "required", "secret_key": SECRET, "webhook_allow_private": True}
+
+    async def test_a_name_is_resolved_and_the_vetted_address_dialled(
+        self, app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+    ) -> None:
+        port = receiver.url.rpartition(":")[2]
+        created = await submit(alice, b"payload", callback_url=f"http://localhost:{port}/h")
+        await drain()
+        job = await settled(app, alice, created.json()["id"])
+        assert job["callback"]["state"] == "delivered"
+        [delivery] = receiver.deliveries
+        assert delivery.headers["Host"] == f"localhost:{port}"  # the name, not the address
+
+
+class TestAnonymous:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"auth": "off", "webhook_allow_private": True}
+
+    async def test_anonymous_callbacks_need_a_server_secret(
+        self, client: httpx.AsyncClient, receiver: Receiver, data_dir: Any
+    ) -> None:
+        response = await submit(client, b"payload", callback_url=receiver.url)
+        assert response.status_code == 422
+        assert response.json()["code"] == "webhooks_not_configured"
+        assert stored_files(data_dir) == []
+
+
+class TestAnonymousWithSecret:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"auth": "off", "webhook_allow_private": True, "webhook_secret": "whsec_anon"}
+
+    async def test_anonymous_callbacks_are_signed_with_the_server_secret(
+        self, app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, drain: Callable[[], Any]
+    ) -> None:
+        created = await submit(client, b"payload", callback_url=receiver.url)
+        await drain()
+        await settled(app, client, created.json()["id"])
+        [delivery] = receiver.deliveries
+        assert verify("whsec_anon", delivery.headers["Filejob-Signature"], delivery.body)
