@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 
 @dataclass
@@ -66,3 +69,16 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+async def alice(app: FastAPI) -> AsyncIterator[Any]:
+    """A client acting for a new API key `alice` (its key row as `.key`)."""
+    key, token = await app.state.services.auth.keys.create("alice")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://filejob.test",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        client.key = key  # type: ignore[attr-defined]
+        yield client

@@ -30,18 +30,6 @@ def settings_overrides() -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def alice(app: FastAPI) -> Any:
-    key, token = await app.state.services.auth.keys.create("alice")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://filejob.test",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        client.key = key  # type: ignore[attr-defined]
-        yield client
-
-
 async def settled(app: FastAPI, client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     """Run due deliveries until the job's callback is delivered or failed (bounded)."""
     with anyio.fail_after(20):
