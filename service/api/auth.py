@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from service.auth.principal import Principal
 from service.auth.ratelimit import RateLimiter
@@ -17,6 +18,13 @@ from service.auth.service import KeyService
 from service.errors import InvalidApiKey, RateLimited, Unauthorized
 
 ANONYMOUS = Principal(owner_id=None, name="anonymous")
+
+# Only documents the scheme in OpenAPI (the "Authorize" button of /docs); `Authenticator` reads
+# the header itself, so that the upload route can authenticate before the body is parsed.
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="An API key from `filejob keys create` (FILEJOB_AUTH=required)."
+)
+DOCUMENTED = [Depends(bearer_scheme)]
 MAX_TOKEN_LENGTH = 256
 
 

@@ -8,31 +8,41 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
 
-from service.api.auth import CallerDep
+from service.api.auth import DOCUMENTED, CallerDep
 from service.api.deps import JobsDep, LinksDep
+from service.api.problems import VALIDATION, problems
 from service.api.ranges import etag_matches
 from service.api.schemas import JobList, JobOut, ResultLinkOut
 from service.api.upload_route import UploadRoute
-from service.errors import PROBLEM_JSON
 from service.jobs.service import JobRequest
 from service.jobs.states import JobStatus
 from service.uploadfile import OwnedUpload
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-upload_router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=UploadRoute)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=VALIDATION, dependencies=DOCUMENTED)
+upload_router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    route_class=UploadRoute,
+    responses=VALIDATION,
+    dependencies=DOCUMENTED,
+)
 
-_PROBLEMS = {
-    code: {"content": {PROBLEM_JSON: {}}, "description": text}
-    for code, text in {
+_PROBLEMS = problems(
+    {
         400: "Malformed request or multipart body",
         401: "Missing or invalid API key",
         404: "No such job",
+        408: "The upload stalled",
+        409: "The job has no result (not finished, failed or cancelled)",
+        410: "The result was removed",
         413: "Upload too large, or the storage quota would be exceeded",
         415: "The processor does not accept this type of file",
         422: "Invalid fields, unknown processor, invalid params or empty file",
         429: "Rate limit or active-jobs limit reached",
-    }.items()
-}
+        503: "Database busy, or the server is shutting down",
+        507: "Not enough storage space",
+    }
+)
 
 
 def _job_response(request: Request, job: JobOut, status_code: int = 200) -> Response:

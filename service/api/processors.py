@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.api.auth import get_caller
+from service.api.auth import DOCUMENTED, get_caller
 from service.api.deps import ServicesDep
+from service.api.problems import problems
 from service.api.schemas import ProcessorList, ProcessorOut
 
-router = APIRouter(prefix="/v1/processors", tags=["processors"], dependencies=[Depends(get_caller)])
+router = APIRouter(
+    prefix="/v1/processors",
+    tags=["processors"],
+    dependencies=[*DOCUMENTED, Depends(get_caller)],
+    responses=problems({401: "Missing or invalid API key", 429: "Rate limit reached"}),
+)
 
 
 @router.get("", response_model=ProcessorList, summary="List processors and their params")

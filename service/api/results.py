@@ -6,24 +6,31 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.api.auth import get_caller
+from service.api.auth import DOCUMENTED, get_caller
 from service.api.deps import JobsDep, LinksDep
 from service.api.download import result_response
-from service.errors import PROBLEM_JSON
+from service.api.problems import VALIDATION, problems
 
-router = APIRouter(prefix="/v1/jobs", tags=["results"])
+router = APIRouter(
+    prefix="/v1/jobs", tags=["results"], responses=VALIDATION, dependencies=DOCUMENTED
+)
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The result", "content": {"application/octet-stream": {}}},
     206: {"description": "Part of the result"},
     304: {"description": "Not modified"},
-    401: {"description": "Missing or invalid API key", "content": {PROBLEM_JSON: {}}},
-    403: {"description": "Invalid or expired signed link", "content": {PROBLEM_JSON: {}}},
-    404: {"description": "No such job", "content": {PROBLEM_JSON: {}}},
-    409: {"description": "Not finished, failed or cancelled", "content": {PROBLEM_JSON: {}}},
-    410: {"description": "The result was removed", "content": {PROBLEM_JSON: {}}},
-    416: {"description": "Range not satisfiable", "content": {PROBLEM_JSON: {}}},
+    **problems(
+        {
+            401: "Missing or invalid API key",
+            403: "Invalid or expired signed link",
+            404: "No such job",
+            409: "Not finished, failed or cancelled",
+            410: "The result was removed",
+            416: "Range not satisfiable",
+            429: "Rate limit reached",
+        }
+    ),
 }
 
 

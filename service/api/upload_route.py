@@ -155,16 +155,17 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
         raise MalformedMultipart("Content-Type must be multipart/form-data with a boundary.")
     if len(params[b"boundary"]) > MAX_BOUNDARY_BYTES:
         raise MalformedMultipart(f"The multipart boundary exceeds {MAX_BOUNDARY_BYTES} bytes.")
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
+    raw_length = request.headers.get("content-length")
+    declared = None if raw_length is None else _declared_bytes(raw_length)
+    if raw_length is not None:
+        if declared is None:
             raise MalformedRequest("Content-Length is not a number.")
-        if int(declared) > policy.max_body_bytes:
+        if declared > policy.max_body_bytes:
             raise PayloadTooLarge(
                 f"The upload exceeds the limit of {policy.max_file_bytes} bytes.",
                 limit=policy.max_file_bytes,
             )
-    _admit(policy, int(declared) if declared is not None else 0)
+    _admit(policy, declared or 0)
     parser = _SpoolingParser(
         request.headers,
         _limited(request.stream(), policy.max_body_bytes, policy.body_timeout),
@@ -192,6 +193,15 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
                 limit=policy.max_file_bytes,
             )
     return form
+
+
+def _declared_bytes(raw: str) -> int | None:
+    """A Content-Length value as a number, None if it is not one. Past 18 digits (an exabyte)
+    it is only "too large": int() refuses strings of over 4300 digits."""
+    if not (raw.isascii() and raw.isdigit()):  # isdigit() alone takes "²", which int() refuses
+        return None
+    digits = raw.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _parse_error(exc: BaseException) -> BaseException:
@@ -232,10 +242,8 @@ class UploadRoute(APIRoute):
                 )
             # Who is asking, and may they, before a byte of the body is read.
             caller = await get_caller(request)
-            declared = request.headers.get("content-length", "")
-            await request.app.state.services.jobs.check_quota(
-                caller, int(declared) if declared.isdigit() else 0
-            )
+            declared = _declared_bytes(request.headers.get("content-length", ""))
+            await request.app.state.services.jobs.check_quota(caller, declared or 0)
             form = await parse_upload_form(request, request.app.state.upload_policy)
             # Starlette caches the parsed form here; FastAPI's request.form() then returns it
             # (and closes it when the request ends) instead of reading the consumed stream.

@@ -57,7 +57,7 @@ class LinkSigner:
     def verify(self, job_id: str, expires: str, sig: str, now: float | None = None) -> None:
         """Raise unless `sig` is a valid signature of the result link of `job_id` that has
         not expired. HEAD is allowed wherever GET is."""
-        if not expires.isdigit() or len(expires) > 12:
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             raise InvalidSignature("The link's expiry is malformed.")
         path = result_path(job_id)
         valid = False

@@ -18,6 +18,7 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from service.db import Database
+from service.filenames import sanitize_filename
 from service.jobs.isolation import STOP_GRACE, run_isolated
 from service.jobs.model import Job, utcnow
 from service.jobs.output import HashingOutput
@@ -313,7 +314,7 @@ class JobRunner:
             None,
             progress=1.0,
             result_key=info.key,
-            result_filename=result.filename,
+            result_filename=sanitize_filename(result.filename, "result"),
             result_content_type=result.content_type,
             result_size=size,
             result_sha256=sha256,

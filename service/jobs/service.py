@@ -64,7 +64,13 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    if not cursor.startswith("s") or not cursor[1:].isdigit():
+    digits = cursor[1:]
+    # ASCII digits only (isdigit() also takes "²"), and few enough to fit a 64-bit column.
+    if (
+        not cursor.startswith("s")
+        or not (digits.isascii() and digits.isdigit())
+        or len(digits) > 18
+    ):
         raise InvalidCursor("The cursor is not one this server issued.")
     return int(cursor[1:])
 
@@ -126,6 +132,8 @@ class JobService:
             raw = json.loads(params_json) if params_json else {}
         except json.JSONDecodeError as exc:
             raise InvalidParams(f"params is not valid JSON: {exc.msg}.", errors=[]) from exc
+        except RecursionError:
+            raise InvalidParams("params is nested too deeply.", errors=[]) from None
         if not isinstance(raw, dict):
             raise InvalidParams("params must be a JSON object.", errors=[])
         try:

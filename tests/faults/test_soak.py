@@ -81,18 +81,23 @@ def round_of_uploads(url: str, count: int, seed: int, statuses: list[int]) -> di
 
     with ThreadPoolExecutor(UPLOADERS + POLLERS) as pool:
         pollers = [pool.submit(poller, n) for n in range(POLLERS)]
-        uploads = [pool.submit(uploader, work[n::UPLOADERS]) for n in range(UPLOADERS)]
-        for future in uploads:
-            future.result()
-        deadline = time.monotonic() + 120
-        with httpx.Client(base_url=url, timeout=60) as client:
-            while True:  # keep polling until every job is final
-                jobs = client.get("/v1/jobs", params={"limit": 500}).json()["items"]
-                if all(j["status"] in ("succeeded", "failed") for j in jobs if j["id"] in accepted):
-                    break
-                assert time.monotonic() < deadline, "jobs not final in time"
-                time.sleep(0.1)
-        done.set()
+        try:
+            uploads = [pool.submit(uploader, work[n::UPLOADERS]) for n in range(UPLOADERS)]
+            for future in uploads:
+                future.result()
+            deadline = time.monotonic() + 120
+            with httpx.Client(base_url=url, timeout=60) as client:
+                while True:  # keep polling until every job is final
+                    listed = client.get("/v1/jobs", params={"limit": 500})
+                    assert listed.status_code == 200, listed.text
+                    jobs = listed.json()["items"]
+                    final = ("succeeded", "failed")
+                    if all(j["status"] in final for j in jobs if j["id"] in accepted):
+                        break
+                    assert time.monotonic() < deadline, "jobs not final in time"
+                    time.sleep(0.1)
+        finally:
+            done.set()  # whatever went wrong above, the pollers stop and the pool can close
         for future in pollers:
             future.result()
     return accepted
