@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from service.api import health, jobs, processors, results
 from service.api.auth import Authenticator
 from service.api.deps import Services
+from service.api.schemas import JobOut
 from service.api.upload_route import UploadPolicy
 from service.auth.links import LinkSigner
 from service.auth.ratelimit import RateLimiter
@@ -100,7 +101,11 @@ def create_app(
             ),
         )
         links = link_signer(settings)
-        webhooks = WebhookDispatcher(db, links, webhook_policy(settings))
+        webhooks = WebhookDispatcher(
+            db,
+            lambda job: JobOut.of(job, links).model_dump_json().encode(),
+            webhook_policy(settings),
+        )
         app.state.webhooks = webhooks
         app.state.services = Services(
             settings,

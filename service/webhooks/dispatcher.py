@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,6 @@ from typing import Any
 import anyio
 import httpx
 
-from service.api.schemas import JobOut
-from service.auth.links import LinkSigner
 from service.auth.repository import ApiKeyRepository
 from service.db import Database
 from service.errors import FilejobError
@@ -49,9 +48,11 @@ class _Refused(Exception):
 
 
 class WebhookDispatcher:
-    def __init__(self, db: Database, links: LinkSigner, policy: WebhookPolicy) -> None:
+    """`render` turns a job into the body to send: the API's job JSON, in practice."""
+
+    def __init__(self, db: Database, render: Callable[[Job], bytes], policy: WebhookPolicy) -> None:
         self.db = db
-        self.links = links
+        self.render = render
         self.policy = policy
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(policy.timeout),
@@ -125,7 +126,7 @@ class WebhookDispatcher:
             address = await resolve_public(target, allow_private=self.policy.allow_private)
         except FilejobError as exc:
             raise _Refused(exc.detail) from exc
-        body = JobOut.of(job, self.links).model_dump_json().encode()
+        body = self.render(job)
         headers = {
             "Content-Type": "application/json",
             HEADER: sign(secret, body, int(time.time())),

@@ -120,7 +120,7 @@ async def test_the_backoff_doubles(app: FastAPI, alice: Any, receiver: Receiver)
     policy = app.state.webhooks.policy
     slow = WebhookDispatcher(
         app.state.services.jobs.db,
-        app.state.services.links,
+        app.state.webhooks.render,
         type(policy)(allow_private=True, timeout=0.5, max_attempts=5, retry_delay=10),
     )
     receiver.replies = [500]
