@@ -23,9 +23,10 @@ from service.auth.service import KeyDefaults, KeyService
 from service.config import Settings
 from service.db import Database
 from service.errors import install_error_handlers
+from service.jobs.admission import Admission, CallbackRules
 from service.jobs.executors.inprocess import InProcessExecutor
 from service.jobs.runner import JobRunner
-from service.jobs.service import CallbackRules, JobService
+from service.jobs.service import JobService
 from service.jobs.sweeper import Sweeper
 from service.migrations import ensure_schema_current
 from service.processors.registry import ProcessorRegistry
@@ -86,19 +87,23 @@ def create_app(
             retry_max_delay=settings.retry_max_delay,
         )
         executor = InProcessExecutor(runner, settings.workers)
-        job_service = JobService(
+        admission = Admission(
             db,
-            storage,
             available,
-            executor,
             max_upload_bytes=settings.max_upload_bytes,
-            max_attempts=settings.max_attempts,
-            max_job_seconds=settings.max_job_seconds,
             max_filename_bytes=settings.max_filename_length,
             callbacks=CallbackRules(
                 allow_private=settings.webhook_allow_private,
                 anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
             ),
+        )
+        job_service = JobService(
+            db,
+            storage,
+            executor,
+            admission,
+            max_attempts=settings.max_attempts,
+            max_job_seconds=settings.max_job_seconds,
         )
         links = link_signer(settings)
         webhooks = WebhookDispatcher(

@@ -14,7 +14,7 @@ from service.api.problems import VALIDATION, problems
 from service.api.ranges import etag_matches
 from service.api.schemas import JobList, JobOut, ResultLinkOut
 from service.api.upload_route import UploadRoute
-from service.jobs.service import JobRequest
+from service.jobs.admission import JobRequest
 from service.jobs.states import JobStatus
 from service.uploadfile import OwnedUpload
 

@@ -243,7 +243,7 @@ class UploadRoute(APIRoute):
             # Who is asking, and may they, before a byte of the body is read.
             caller = await get_caller(request)
             declared = _declared_bytes(request.headers.get("content-length", ""))
-            await request.app.state.services.jobs.check_quota(caller, declared or 0)
+            await request.app.state.services.jobs.admission.quota(caller, declared or 0)
             form = await parse_upload_form(request, request.app.state.upload_policy)
             # Starlette caches the parsed form here; FastAPI's request.form() then returns it
             # (and closes it when the request ends) instead of reading the consumed stream.
