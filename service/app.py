@@ -36,6 +36,50 @@ from service.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
 log = logging.getLogger("filejob")
 
 
+def job_runner(
+    settings: Settings, db: Database, storage: LocalStorage, registry: ProcessorRegistry
+) -> JobRunner:
+    return JobRunner(
+        db,
+        storage,
+        registry,
+        threads=anyio.CapacityLimiter(settings.workers),
+        progress_interval=settings.progress_interval,
+        retry_base_delay=settings.retry_base_delay,
+        retry_max_delay=settings.retry_max_delay,
+    )
+
+
+def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> Admission:
+    return Admission(
+        db,
+        registry,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_filename_bytes=settings.max_filename_length,
+        callbacks=CallbackRules(
+            allow_private=settings.webhook_allow_private,
+            anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
+        ),
+    )
+
+
+def authenticator(settings: Settings, db: Database) -> Authenticator:
+    return Authenticator(
+        KeyService(db, key_defaults(settings)), RateLimiter(), required=settings.auth_required
+    )
+
+
+def upload_policy(settings: Settings, storage: LocalStorage) -> UploadPolicy:
+    return UploadPolicy(
+        max_file_bytes=settings.max_upload_bytes,
+        new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),
+        free_bytes=storage.free_bytes,
+        min_free_bytes=settings.min_free_bytes,
+        max_parts=settings.max_form_parts,
+        body_timeout=settings.body_timeout,
+    )
+
+
 def key_defaults(settings: Settings) -> KeyDefaults:
     return KeyDefaults(
         max_active_jobs=settings.max_active_jobs,
@@ -77,31 +121,12 @@ def create_app(
         await db.warm()
         storage = LocalStorage(settings.data_dir, fsync=settings.fsync)
         available = registry if registry is not None else ProcessorRegistry.discover()
-        runner = JobRunner(
-            db,
-            storage,
-            available,
-            threads=anyio.CapacityLimiter(settings.workers),
-            progress_interval=settings.progress_interval,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
-        )
-        executor = InProcessExecutor(runner, settings.workers)
-        admission = Admission(
-            db,
-            available,
-            max_upload_bytes=settings.max_upload_bytes,
-            max_filename_bytes=settings.max_filename_length,
-            callbacks=CallbackRules(
-                allow_private=settings.webhook_allow_private,
-                anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
-            ),
-        )
+        executor = InProcessExecutor(job_runner(settings, db, storage, available), settings.workers)
         job_service = JobService(
             db,
             storage,
             executor,
-            admission,
+            admission(settings, db, available),
             max_attempts=settings.max_attempts,
             max_job_seconds=settings.max_job_seconds,
         )
@@ -113,25 +138,9 @@ def create_app(
         )
         app.state.webhooks = webhooks
         app.state.services = Services(
-            settings,
-            job_service,
-            available,
-            executor,
-            auth=Authenticator(
-                KeyService(db, key_defaults(settings)),
-                RateLimiter(),
-                required=settings.auth_required,
-            ),
-            links=links,
+            settings, job_service, available, executor, authenticator(settings, db), links
         )
-        app.state.upload_policy = UploadPolicy(
-            max_file_bytes=settings.max_upload_bytes,
-            new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),
-            free_bytes=storage.free_bytes,
-            min_free_bytes=settings.min_free_bytes,
-            max_parts=settings.max_form_parts,
-            body_timeout=settings.body_timeout,
-        )
+        app.state.upload_policy = upload_policy(settings, storage)
         sweeper = Sweeper(
             job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
         )
