@@ -11,27 +11,22 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from run import filejob_command, free_port, start_server, stop_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latency import free_port
-
-FILEJOB = str(Path(sys.executable).with_name("filejob"))
 ROUNDS = 2000
 
 
 def new_key(env: dict[str, str], name: str) -> str:
     out = subprocess.run(
-        [FILEJOB, "keys", "create", "--name", name, "--rate-limit", "0"],
+        [*filejob_command(), "keys", "create", "--name", name, "--rate-limit", "0"],
         env=env,
         check=True,
         capture_output=True,
@@ -61,23 +56,15 @@ def main() -> None:
             "FILEJOB_MIN_FREE_BYTES": "0",
             "FILEJOB_AUTH": "off",
         }
-        subprocess.run([FILEJOB, "db", "upgrade"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*filejob_command(), "db", "upgrade"], env=env, check=True, capture_output=True
+        )
         alice, bob = new_key(env, "alice"), new_key(env, "bob")
         port = free_port()
-        server = subprocess.Popen(
-            [FILEJOB, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
+        argv = [*filejob_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        server = start_server("filejob", argv, env, port, Path(tmp), "/healthz")
+        url = server.url("")
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(f"{url}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
             as_alice = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {alice}"})
             as_bob = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {bob}"})
             anonymous = httpx.Client(base_url=url)
@@ -99,8 +86,7 @@ def main() -> None:
             for client in (as_alice, as_bob, anonymous):
                 client.close()
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+            stop_server(server)
 
     def row(label: str, samples: list[float], baseline: list[float]) -> str:
         ratio = statistics.median(samples) / statistics.median(baseline)

@@ -241,3 +241,16 @@ async def wait_for_status(client: httpx.AsyncClient, job_id: str, *statuses: str
             if job["status"] in statuses:
                 return job
             await anyio.sleep(0.01)
+
+
+class CountingBody:
+    """A request body of `chunks` chunks of filler that counts how many the server pulled:
+    a refusal "before the body is read" pulls at most the first."""
+
+    def __init__(self, chunks: int, size: int = 65536) -> None:
+        self.chunks, self.size, self.pulled = chunks, size, 0
+
+    async def __aiter__(self) -> Any:
+        for _ in range(self.chunks):
+            self.pulled += 1
+            yield b"x" * self.size

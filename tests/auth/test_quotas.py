@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.auth.conftest import KeyClient
-from tests.support import GATES, stored_files, submit, wait_for_status
+from tests.support import GATES, CountingBody, stored_files, submit, wait_for_status
 
 
 async def test_active_jobs_are_limited_per_key(
@@ -61,22 +61,15 @@ async def test_the_storage_quota_is_checked_from_content_length_before_the_body(
     key_client: KeyClient, data_dir: Any
 ) -> None:
     alice = await key_client("alice", max_storage_bytes=1000)
-    pulled = 0
-
-    async def body() -> Any:
-        nonlocal pulled
-        for _ in range(32):
-            pulled += 1
-            yield b"x" * 65536
-
+    body = CountingBody(32)
     response = await alice.post(
         "/v1/jobs",
-        content=body(),
+        content=body,
         headers={"content-type": "multipart/form-data; boundary=b", "content-length": "2097152"},
     )
     assert response.status_code == 413
     assert response.json()["code"] == "quota_exceeded"
-    assert pulled <= 2
+    assert body.pulled <= 1
     assert stored_files(data_dir) == []
 
 

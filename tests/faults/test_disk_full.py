@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from service.app import create_app
 from service.migrations import upgrade
 from tests.conftest import make_settings
-from tests.support import submit, test_registry
+from tests.support import CountingBody, submit, test_registry
 
 MiB = 1024 * 1024
 
@@ -128,22 +128,15 @@ async def test_admission_control_refuses_before_reading_but_serves_the_rest(
     async with lifespan:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            sent = 0
-
-            async def body() -> Any:
-                nonlocal sent
-                for _ in range(16):
-                    sent += 1
-                    yield b"x" * 65536
-
+            body = CountingBody(16)
             refused = await client.post(
                 "/v1/jobs",
-                content=body(),
+                content=body,
                 headers={"content-type": "multipart/form-data; boundary=b"},
             )
             assert refused.status_code == 507
             assert refused.json()["code"] == "insufficient_storage"
             assert refused.headers["retry-after"]
-            assert sent <= 1  # refused before the body was read
+            assert body.pulled <= 1  # refused before the body was read
             assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "succeeded"
             assert (await client.get(f"/v1/jobs/{job_id}/result")).status_code == 200
