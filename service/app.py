@@ -8,6 +8,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
@@ -30,14 +31,32 @@ from service.jobs.service import JobService
 from service.jobs.sweeper import Sweeper
 from service.migrations import ensure_schema_current
 from service.processors.registry import ProcessorRegistry
+from service.storage.base import Storage
 from service.storage.local import LocalStorage
+from service.storage.s3 import S3Storage
 from service.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
 
 log = logging.getLogger("filejob")
 
 
+def storage_for(settings: Settings) -> LocalStorage | S3Storage:
+    """The one place the storage backend is chosen (FILEJOB_STORAGE_URL)."""
+    url = settings.storage_url
+    if url.startswith("s3://"):
+        return S3Storage.from_url(
+            url,
+            settings.data_dir,
+            endpoint=settings.s3_endpoint or None,
+            region=settings.s3_region or None,
+            access_key_id=settings.s3_access_key_id or None,
+            secret_access_key=settings.s3_secret_access_key.get_secret_value() or None,
+        )
+    root = Path(url.removeprefix("file://")) if url else settings.data_dir
+    return LocalStorage(root, fsync=settings.fsync)
+
+
 def job_runner(
-    settings: Settings, db: Database, storage: LocalStorage, registry: ProcessorRegistry
+    settings: Settings, db: Database, storage: Storage, registry: ProcessorRegistry
 ) -> JobRunner:
     return JobRunner(
         db,
@@ -69,7 +88,7 @@ def authenticator(settings: Settings, db: Database) -> Authenticator:
     )
 
 
-def upload_policy(settings: Settings, storage: LocalStorage) -> UploadPolicy:
+def upload_policy(settings: Settings, storage: LocalStorage | S3Storage) -> UploadPolicy:
     return UploadPolicy(
         max_file_bytes=settings.max_upload_bytes,
         new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),
@@ -119,7 +138,7 @@ def create_app(
         )
         await ensure_schema_current(db)
         await db.warm()
-        storage = LocalStorage(settings.data_dir, fsync=settings.fsync)
+        storage = storage_for(settings)
         available = registry if registry is not None else ProcessorRegistry.discover()
         executor = InProcessExecutor(job_runner(settings, db, storage, available), settings.workers)
         job_service = JobService(

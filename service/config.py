@@ -38,7 +38,23 @@ class Settings(BaseSettings):
         Path("storage"), description="Root for the SQLite database and stored files."
     )
     database_url: str = Field(
-        "", description="SQLAlchemy async URL; empty means SQLite at <data_dir>/filejob.db."
+        "",
+        description="SQLAlchemy async URL; empty means SQLite at <data_dir>/filejob.db. "
+        "PostgreSQL: postgresql+psycopg://user:password@host/db.",
+    )
+    storage_url: str = Field(
+        "",
+        description="Where files live: empty or file://PATH for a local folder (default: "
+        "<data_dir>), s3://BUCKET/PREFIX for an S3-compatible store.",
+        pattern=r"^$|^file://.+|^s3://[^/]+(/.*)?$",
+    )
+    s3_endpoint: str = Field(
+        "", description="S3 endpoint URL for non-AWS stores (else AWS_ENDPOINT_URL or AWS)."
+    )
+    s3_region: str = Field("", description="S3 region (else AWS_REGION / AWS_DEFAULT_REGION).")
+    s3_access_key_id: str = Field("", description="S3 access key (else AWS_ACCESS_KEY_ID).")
+    s3_secret_access_key: SecretStr = Field(
+        SecretStr(""), description="S3 secret key (else AWS_SECRET_ACCESS_KEY)."
     )
     db_busy_timeout: float = Field(
         10.0,

@@ -192,8 +192,25 @@ def files_under(path: Path) -> list[Path]:
 
 
 def stored_files(data_dir: Path) -> list[Path]:
-    """Blobs and temp files (not the database)."""
+    """Blobs and temp files (not the database) of the embedded profile's folder."""
     return files_under(data_dir / "blobs") + files_under(data_dir / "tmp")
+
+
+async def blob_bytes(app: Any, key: str) -> bytes:
+    """A stored blob's content, read through the storage backend (any profile)."""
+    reader = await app.state.services.jobs.storage.open(key)
+    try:
+        return reader.read_at(0, reader.size)
+    finally:
+        reader.close()
+
+
+async def stored(app: Any) -> list[str]:
+    """What jobs left behind, on any profile: the storage backend's keys ("inputs/<id>",
+    "results/<id>") and the local temp files ("tmp/<name>"; both backends spool there)."""
+    storage = app.state.services.jobs.storage
+    keys = sorted(info.key for info in await storage.list())
+    return keys + sorted(f"tmp/{p.name}" for p in storage.tmp_dir.iterdir() if p.is_file())
 
 
 async def submit(

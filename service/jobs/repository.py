@@ -40,6 +40,15 @@ class JobRepository:
         someone else's looks (and takes) the same as one that does not."""
         return await self.session.scalar(select(Job).where(Job.id == job_id, owned_by(owner_id)))
 
+    async def lock_owner(self, owner_id: str | None) -> None:
+        """Serialise this transaction with every other one that locks the same owner, until
+        it ends: quota checks then see each other's jobs. SQLite needs nothing (one writer at
+        a time, from BEGIN IMMEDIATE); PostgreSQL takes a transaction-scoped advisory lock."""
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtext(owner_id or "anonymous")))
+            )
+
     async def usage(self, owner_id: str | None) -> tuple[int, int]:
         """The owner's active (queued or running) jobs and the bytes their stored files take."""
         input_bytes = case((Job.input_key.is_not(None), Job.input_size), else_=0)

@@ -118,7 +118,8 @@ class JobService:
             async with self.db.write() as session:
                 repo = JobRepository(session)
                 if caller.max_active_jobs is not None or caller.max_storage_bytes is not None:
-                    # In the write transaction: concurrent uploads cannot both squeeze in.
+                    # Locked, in the write transaction: concurrent uploads cannot both squeeze in.
+                    await repo.lock_owner(caller.owner_id)
                     within_quota(caller, *await repo.usage(caller.owner_id), size)
                 await repo.add(job)
         except BaseException:

@@ -91,6 +91,13 @@ class LocalFiles(Protocol):
 
 
 @runtime_checkable
+class StreamsLocalFiles(Protocol):
+    """A backend that uploads an already-written local file as a blob, streaming it."""
+
+    async def put_file(self, file: BinaryIO, key: str) -> None: ...
+
+
+@runtime_checkable
 class AdoptsLocalFiles(Protocol):
     """A backend that can take over an already-written local file without copying it."""
 

@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
-from service.storage.base import AdoptsLocalFiles, Storage
+from service.storage.base import AdoptsLocalFiles, Storage, StreamsLocalFiles
 from service.storage.spool import UploadSpool
 
 CHUNK = 1024 * 1024
@@ -18,6 +18,9 @@ async def store_file(storage: Storage, file: BinaryIO, key: str) -> bool:
     else streamed through a writer. Returns True when it was adopted (no copy made)."""
     if isinstance(storage, AdoptsLocalFiles) and await storage.adopt(file, key):
         return True
+    if isinstance(storage, StreamsLocalFiles):  # no second local copy on the way
+        await storage.put_file(file, key)
+        return False
     writer = await storage.create(key)
     try:
         await anyio.to_thread.run_sync(_copy, file, writer.file)

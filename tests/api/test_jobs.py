@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GATES, stored_files, submit, wait_for_status
+from tests.support import GATES, stored, submit, wait_for_status
 
 JOB_FIELDS = {
     "id",
@@ -207,7 +207,7 @@ async def test_delete_queued_job_cancels_it(
 
 
 async def test_delete_running_job_stops_it_without_partial_files(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
 ) -> None:
     job = (
         await submit(
@@ -220,17 +220,30 @@ async def test_delete_running_job_stops_it_without_partial_files(
     after = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert after["status"] == "cancelled" and after["finished_at"]
     await drain()
-    leftovers = stored_files(data_dir)
-    assert [p.parent.parent.name for p in leftovers] == ["inputs"]  # no result, no temp file
+    leftovers = await stored(app)
+    assert [k.split("/")[0] for k in leftovers] == ["inputs"]  # no result, no temp file
 
 
 async def test_delete_finished_job_removes_row_and_files(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
 ) -> None:
     job = (await submit(client, b"data")).json()
     await drain()
-    assert len(stored_files(data_dir)) == 2
+    assert len(await stored(app)) == 2
     assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
-    assert stored_files(data_dir) == []
+    assert await stored(app) == []
     assert (await client.get(f"/v1/jobs/{job['id']}")).status_code == 404
     assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 404
+
+
+async def test_the_profile_is_the_one_asked_for(app: Any, profile: str) -> None:
+    """The parametrised profile really changes where state and files live."""
+    from service.storage.local import LocalStorage
+    from service.storage.s3 import S3Storage
+
+    services = app.state.services
+    url, storage = services.jobs.db.url, services.jobs.storage
+    if profile == "embedded":
+        assert url.startswith("sqlite") and isinstance(storage, LocalStorage)
+    else:
+        assert url.startswith("postgresql+psycopg://") and isinstance(storage, S3Storage)

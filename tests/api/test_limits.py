@@ -25,7 +25,7 @@ async def test_too_large_by_content_length_is_413_before_reading(
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert await job_rows(app) == 0
-    assert_clean(data_dir)
+    await assert_clean(app)
 
 
 async def test_too_large_without_content_length_is_413_while_streaming(
@@ -55,7 +55,7 @@ async def test_too_large_without_content_length_is_413_while_streaming(
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert await job_rows(app) == 0
-    assert_clean(data_dir)
+    await assert_clean(app)
 
 
 async def test_file_at_the_limit_is_accepted(client: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GATES, stored_files, submit
+from tests.support import GATES, stored, submit
 
 
 async def finished_job(
@@ -200,14 +200,14 @@ async def test_unknown_job_result_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_complete_download_deletes_files_and_expires(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
 ) -> None:
     content = os.urandom(2 * 1024 * 1024)
     job = await finished_job(client, drain, content, delete_after_download=True)
-    assert len(stored_files(data_dir)) == 2  # input and result
+    assert len(await stored(app)) == 2  # input and result
     response = await client.get(job["result"]["url"])
     assert response.status_code == 200 and response.content == content
-    assert stored_files(data_dir) == []
+    assert await stored(app) == []
     after = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert after["status"] == "expired" and after["result"] is None
     gone = await client.get(job["result"]["url"])
@@ -224,25 +224,27 @@ async def test_complete_download_deletes_files_and_expires(
     ],
 )
 async def test_partial_or_conditional_requests_delete_nothing(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path, headers: dict[str, str]
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path, headers: dict[str, str]
 ) -> None:
     job = await finished_job(client, drain, os.urandom(4096), delete_after_download=True)
     response = await client.get(job["result"]["url"], headers=headers)
     assert response.status_code in (206, 304, 416)
-    assert len(stored_files(data_dir)) == 2
+    assert len(await stored(app)) == 2
     assert (await client.get(f"/v1/jobs/{job['id']}")).json()["status"] == "succeeded"
 
 
-async def test_head_deletes_nothing(client: httpx.AsyncClient, drain: Any, data_dir: Path) -> None:
+async def test_head_deletes_nothing(
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+) -> None:
     job = await finished_job(client, drain, os.urandom(4096), delete_after_download=True)
     assert (await client.head(job["result"]["url"])).status_code == 200
-    assert len(stored_files(data_dir)) == 2
+    assert len(await stored(app)) == 2
 
 
 async def test_without_flag_download_keeps_files(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
 ) -> None:
     job = await finished_job(client, drain, os.urandom(4096))
     assert (await client.get(job["result"]["url"])).status_code == 200
-    assert len(stored_files(data_dir)) == 2
+    assert len(await stored(app)) == 2
     assert (await client.get(job["result"]["url"])).status_code == 200

@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from service.jobs.model import Job
-from tests.support import stored_files, submit
+from tests.support import blob_bytes, stored, submit
 
 PNG_EXE = b"MZ\x90\x00" + os.urandom(4096)
 TRUNCATED = (
@@ -53,18 +53,16 @@ async def test_accepts_upload_and_answers_202_with_job(
     assert job["error"] is None and job["result"] is None
     # Before the 202 the row is committed and the bytes are stored under the generated id.
     assert await job_rows(app) == 1
-    stored = data_dir / "blobs" / "inputs" / job["id"][:2] / job["id"]
-    assert stored.read_bytes() == content
-    assert not any("passwd" in str(p) for p in stored_files(data_dir))
+    assert await blob_bytes(app, f"inputs/{job['id']}") == content
+    assert not any("passwd" in key for key in await stored(app))
 
 
 async def test_small_upload_kept_in_memory_is_stored_too(
-    client: httpx.AsyncClient, data_dir: Path
+    app: Any, client: httpx.AsyncClient
 ) -> None:
     content = b"tiny"
     job = (await submit(client, content)).json()
-    stored = data_dir / "blobs" / "inputs" / job["id"][:2] / job["id"]
-    assert stored.read_bytes() == content
+    assert await blob_bytes(app, f"inputs/{job['id']}") == content
 
 
 async def test_job_runs_in_background_and_succeeds(client: httpx.AsyncClient, drain: Any) -> None:
@@ -83,8 +81,8 @@ async def test_job_runs_in_background_and_succeeds(client: httpx.AsyncClient, dr
     assert zstandard.ZstdDecompressor().decompressobj().decompress(body) == content
 
 
-def assert_clean(data_dir: Path) -> None:
-    leftovers = stored_files(data_dir)
+async def assert_clean(app: Any) -> None:
+    leftovers = await stored(app)
     assert leftovers == [], leftovers
 
 
@@ -150,7 +148,7 @@ async def test_bad_uploads_are_refused_without_leftovers(
     assert problem["status"] == status
     assert problem["type"].endswith(code) and problem["title"] and problem["detail"]
     assert await job_rows(app) == 0
-    assert_clean(data_dir)
+    await assert_clean(app)
 
 
 async def test_invalid_params_lists_field_errors(client: httpx.AsyncClient) -> None:
@@ -193,7 +191,7 @@ async def test_malformed_multipart_is_400(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "malformed_multipart"
     assert await job_rows(app) == 0
-    assert_clean(data_dir)
+    await assert_clean(app)
 
 
 async def test_large_truncated_body_with_writes_in_flight_leaves_nothing(
@@ -216,4 +214,4 @@ async def test_large_truncated_body_with_writes_in_flight_leaves_nothing(
     gc.collect()
     assert "never retrieved" not in caplog.text
     assert await job_rows(app) == 0
-    assert_clean(data_dir)
+    await assert_clean(app)

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.conftest import PROFILES
+
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 OLD_SECRET = "old-secret-0123456789-abcdefghijklmnopq"
 
@@ -39,3 +41,9 @@ async def key_client(app: FastAPI) -> AsyncIterator[KeyClient]:
     yield make
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on each deployment profile (tests/conftest.py)."""
+    return request.param

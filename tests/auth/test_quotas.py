@@ -10,11 +10,11 @@ import pytest
 from fastapi import FastAPI
 
 from tests.auth.conftest import KeyClient
-from tests.support import GATES, CountingBody, stored_files, submit, wait_for_status
+from tests.support import GATES, CountingBody, stored, submit, wait_for_status
 
 
 async def test_active_jobs_are_limited_per_key(
-    key_client: KeyClient, drain: Callable[[], Any], data_dir: Any
+    app: Any, key_client: KeyClient, drain: Callable[[], Any], data_dir: Any
 ) -> None:
     import threading
 
@@ -24,12 +24,12 @@ async def test_active_jobs_are_limited_per_key(
     params = {"gate": "quota-active", "steps": 1, "step_seconds": 0}
     first = [await submit(alice, b"x", "slow", params=params) for _ in range(2)]
     assert [r.status_code for r in first] == [202, 202]
-    stored = stored_files(data_dir)
+    before = await stored(app)
     refused = await submit(alice, b"x", "slow", params=params)
     assert refused.status_code == 429
     assert refused.json()["code"] == "too_many_active_jobs"
     assert int(refused.headers["retry-after"]) > 0
-    assert stored_files(data_dir) == stored  # nothing kept of the refused upload
+    assert await stored(app) == before  # nothing kept of the refused upload
     assert (await submit(bob, b"x", "slow", params=params)).status_code == 202  # bob's own
     gate.set()
     await drain()
@@ -58,7 +58,7 @@ async def test_stored_bytes_are_limited_per_key(
 
 
 async def test_the_storage_quota_is_checked_from_content_length_before_the_body(
-    key_client: KeyClient, data_dir: Any
+    app: Any, key_client: KeyClient, data_dir: Any
 ) -> None:
     alice = await key_client("alice", max_storage_bytes=1000)
     body = CountingBody(32)
@@ -70,11 +70,11 @@ async def test_the_storage_quota_is_checked_from_content_length_before_the_body(
     assert response.status_code == 413
     assert response.json()["code"] == "quota_exceeded"
     assert body.pulled <= 1
-    assert stored_files(data_dir) == []
+    assert await stored(app) == []
 
 
 async def test_the_storage_quota_holds_without_content_length(
-    key_client: KeyClient, data_dir: Any
+    app: Any, key_client: KeyClient, data_dir: Any
 ) -> None:
     alice = await key_client("alice", max_storage_bytes=1000)
     boundary = b"qb"
@@ -95,7 +95,7 @@ async def test_the_storage_quota_holds_without_content_length(
     )
     assert response.status_code == 413
     assert response.json()["code"] == "quota_exceeded"
-    assert stored_files(data_dir) == []
+    assert await stored(app) == []
     assert (await alice.get("/v1/jobs")).json()["items"] == []
 
 
@@ -151,3 +151,20 @@ async def test_anonymous_callers_have_no_per_key_limits(
     principal = app.state.services.auth.anonymous
     assert principal.owner_id is None
     assert principal.max_active_jobs is None and principal.rate_limit is None
+
+
+async def test_concurrent_uploads_cannot_overshoot_the_active_jobs_limit(
+    key_client: KeyClient, drain: Callable[[], Any]
+) -> None:
+    import asyncio
+    import threading
+
+    GATES["quota-race"] = gate = threading.Event()
+    alice = await key_client("alice", max_active_jobs=1, rate_limit=0)
+    params = {"gate": "quota-race", "steps": 1, "step_seconds": 0}
+    responses = await asyncio.gather(
+        *(submit(alice, b"x" * 1000, "slow", params=params) for _ in range(6))
+    )
+    assert sorted(r.status_code for r in responses) == [202] + [429] * 5
+    gate.set()
+    await drain()

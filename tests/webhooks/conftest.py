@@ -13,6 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.conftest import PROFILES
+
 
 @dataclass
 class Delivery:
@@ -82,3 +84,9 @@ async def alice(app: FastAPI) -> AsyncIterator[Any]:
     ) as client:
         client.key = key  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on each deployment profile (tests/conftest.py)."""
+    return request.param

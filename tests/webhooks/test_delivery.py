@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.webhooks.signature import verify
-from tests.support import stored_files, submit, wait_for_status
+from tests.support import stored, submit, wait_for_status
 from tests.webhooks.conftest import Receiver
 
 SECRET = "hook-secret-0123456789-abcdefghijklmnop"
@@ -176,12 +176,12 @@ class TestSsrfGuard:
         ],
     )
     async def test_non_public_callbacks_are_refused_at_submit(
-        self, alice: Any, data_dir: Any, url: str, code: str
+        self, app: Any, alice: Any, data_dir: Any, url: str, code: str
     ) -> None:
         response = await submit(alice, b"payload", callback_url=url)
         assert response.status_code == 422
         assert response.json()["code"] == code
-        assert stored_files(data_dir) == []
+        assert await stored(app) == []
         assert (await alice.get("/v1/jobs")).json()["items"] == []
 
     async def test_a_name_that_resolves_to_loopback_is_refused_at_delivery(
@@ -242,12 +242,12 @@ class TestAnonymous:
         return {"auth": "off", "webhook_allow_private": True}
 
     async def test_anonymous_callbacks_need_a_server_secret(
-        self, client: httpx.AsyncClient, receiver: Receiver, data_dir: Any
+        self, app: Any, client: httpx.AsyncClient, receiver: Receiver, data_dir: Any
     ) -> None:
         response = await submit(client, b"payload", callback_url=receiver.url)
         assert response.status_code == 422
         assert response.json()["code"] == "webhooks_not_configured"
-        assert stored_files(data_dir) == []
+        assert await stored(app) == []
 
 
 class TestAnonymousWithSecret:

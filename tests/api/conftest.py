@@ -1,0 +1,13 @@
+"""Fixtures for this directory."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PROFILES
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on each deployment profile (tests/conftest.py)."""
+    return request.param
