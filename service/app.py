@@ -31,7 +31,7 @@ from service.jobs.service import JobService
 from service.jobs.sweeper import Sweeper
 from service.migrations import ensure_schema_current
 from service.processors.registry import ProcessorRegistry
-from service.storage.base import Storage
+from service.storage.base import PresignsDownloads, Storage
 from service.storage.local import LocalStorage
 from service.storage.s3 import S3Storage
 from service.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
@@ -156,8 +156,15 @@ def create_app(
             webhook_policy(settings),
         )
         app.state.webhooks = webhooks
+        presigner = storage if isinstance(storage, PresignsDownloads) else None
         app.state.services = Services(
-            settings, job_service, available, executor, authenticator(settings, db), links
+            settings,
+            job_service,
+            available,
+            executor,
+            authenticator(settings, db),
+            links,
+            presigner if settings.s3_presigned_downloads else None,
         )
         app.state.upload_policy = upload_policy(settings, storage)
         sweeper = Sweeper(

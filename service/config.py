@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr = Field(
         SecretStr(""), description="S3 secret key (else AWS_SECRET_ACCESS_KEY)."
     )
+    s3_presigned_downloads: bool = Field(
+        False,
+        description="Answer result downloads with a 307 to a presigned S3 URL (S3 storage "
+        "only; jobs with delete_after_download are still streamed).",
+    )
     db_busy_timeout: float = Field(
         10.0,
         gt=0,
@@ -192,6 +197,12 @@ class Settings(BaseSettings):
         if not self.database_url:
             db_path = (self.data_dir / "filejob.db").resolve()
             self.database_url = f"sqlite+aiosqlite:///{db_path}"
+        return self
+
+    @model_validator(mode="after")
+    def _storage_options(self) -> Settings:
+        if self.s3_presigned_downloads and not self.storage_url.startswith("s3://"):
+            raise ValueError("FILEJOB_S3_PRESIGNED_DOWNLOADS needs an s3:// FILEJOB_STORAGE_URL")
         return self
 
     @model_validator(mode="after")

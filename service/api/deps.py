@@ -13,6 +13,7 @@ from service.config import Settings
 from service.jobs.executors.base import Executor
 from service.jobs.service import JobService
 from service.processors.registry import ProcessorRegistry
+from service.storage.base import PresignsDownloads
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     executor: Executor
     auth: Authenticator
     links: LinkSigner
+    presigner: PresignsDownloads | None = None  # redirect downloads to the store itself
 
 
 # `async def` on purpose: FastAPI runs plain `def` dependencies in its threadpool, one thread

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from service.api.auth import DOCUMENTED, get_caller
-from service.api.deps import JobsDep, LinksDep
+from service.api.deps import JobsDep, LinksDep, ServicesDep
 from service.api.download import result_response
 from service.api.problems import VALIDATION, problems
+
+PRESIGNED_SECONDS = 300  # the client follows the redirect at once
 
 router = APIRouter(
     prefix="/v1/jobs", tags=["results"], responses=VALIDATION, dependencies=DOCUMENTED
@@ -20,6 +23,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The result", "content": {"application/octet-stream": {}}},
     206: {"description": "Part of the result"},
     304: {"description": "Not modified"},
+    307: {"description": "Download it from the object store (FILEJOB_S3_PRESIGNED_DOWNLOADS)"},
     **problems(
         {
             401: "Missing or invalid API key",
@@ -48,6 +52,7 @@ async def download_result(
     request: Request,
     jobs: JobsDep,
     links: LinksDep,
+    services: ServicesDep,
     disposition: Literal["attachment", "inline"] = "attachment",
     expires: Annotated[str | None, Query(max_length=20)] = None,
     sig: Annotated[str | None, Query(max_length=128)] = None,
@@ -59,6 +64,14 @@ async def download_result(
     else:
         caller = await get_caller(request)
         job, reader = await jobs.open_result(job_id, caller.owner_id)
+
+    presigner = services.presigner
+    # Only a download the server streams itself can tell when it is complete, which
+    # delete-after-download needs; a presigned URL is for GET alone (HEAD is signed apart).
+    if presigner is not None and request.method == "GET" and not job.delete_after_download:
+        reader.close()
+        url = await presigner.presigned_get(job.result_key or "", PRESIGNED_SECONDS)
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
     async def cleanup() -> None:
         await jobs.expire(job.id)

@@ -91,6 +91,13 @@ class LocalFiles(Protocol):
 
 
 @runtime_checkable
+class PresignsDownloads(Protocol):
+    """A backend that can hand out a time-limited URL a client downloads a blob from directly."""
+
+    async def presigned_get(self, key: str, expires_in: float) -> str: ...
+
+
+@runtime_checkable
 class StreamsLocalFiles(Protocol):
     """A backend that uploads an already-written local file as a blob, streaming it."""
 

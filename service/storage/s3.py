@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -192,6 +193,11 @@ class S3Storage:
     def free_bytes(self) -> int:
         """Free space for spools: uploads still land on the local disk first."""
         return shutil.disk_usage(self.tmp_dir).free
+
+    # -- direct downloads -----------------------------------------------------------------
+
+    async def presigned_get(self, key: str, expires_in: float) -> str:
+        return await obstore.sign_async(self.store, "GET", key, timedelta(seconds=expires_in))
 
     # -- streaming a local file in --------------------------------------------------------
 
