@@ -11,7 +11,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.support import stored_files, submit, wait_for_status
+from tests.conftest import PROFILES
+from tests.support import stored, submit, wait_for_status
 
 
 @pytest.fixture
@@ -25,8 +26,15 @@ def child_is_gone(pid_file: Path) -> bool:
     return not psutil.pid_exists(pid)
 
 
-def only_inputs(data_dir: Path) -> bool:
-    return [p.parent.parent.name for p in stored_files(data_dir)] == ["inputs"]
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """On S3 the child reads a local copy of the input and fills a local temp file."""
+    return request.param
+
+
+async def only_inputs(app: Any) -> bool:
+    """Nothing left but the input: no result, no partial file, no staged copy."""
+    return [key.split("/")[0] for key in await stored(app)] == ["inputs"]
 
 
 async def test_runs_in_a_child_and_reports_progress(client: httpx.AsyncClient, drain: Any) -> None:
@@ -41,7 +49,7 @@ async def test_runs_in_a_child_and_reports_progress(client: httpx.AsyncClient, d
 
 
 async def test_cancel_terminates_the_child(
-    client: httpx.AsyncClient, data_dir: Path, tmp_path: Path
+    app: Any, client: httpx.AsyncClient, data_dir: Path, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "pid"
     params = {"seconds": 60, "pid_file": str(pid_file)}
@@ -52,11 +60,11 @@ async def test_cancel_terminates_the_child(
     assert (await client.delete(f"/v1/jobs/{job_id}")).status_code == 204
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "cancelled"
     assert child_is_gone(pid_file)  # the CPU-bound child is gone, not abandoned
-    assert only_inputs(data_dir)
+    assert await only_inputs(app)
 
 
 async def test_timeout_terminates_the_child(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path, tmp_path: Path
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "pid"
     params = {"seconds": 60, "pid_file": str(pid_file)}
@@ -67,18 +75,18 @@ async def test_timeout_terminates_the_child(
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "timeout"
     assert child_is_gone(pid_file)
-    assert only_inputs(data_dir)
+    assert await only_inputs(app)
 
 
 async def test_a_child_that_dies_fails_the_job_cleanly(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
 ) -> None:
     job_id = (await submit(client, b"data", "spin", params={"exit_code": 3})).json()["id"]
     await drain()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "processor_crashed"
     assert "exit code 3" in job["error"]["message"]
-    assert only_inputs(data_dir)
+    assert await only_inputs(app)
 
 
 async def test_errors_cross_the_process_boundary(

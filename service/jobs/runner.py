@@ -3,6 +3,7 @@ outcome. Shared by every executor."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -34,7 +35,14 @@ from service.processors.base import (
     RetryableError,
 )
 from service.processors.registry import ProcessorRegistry
-from service.storage.base import BlobNotFound, BlobReader, BlobWriter, LocalFiles, Storage
+from service.storage.base import (
+    BlobNotFound,
+    BlobReader,
+    BlobWriter,
+    LocalFiles,
+    StagesLocalCopies,
+    Storage,
+)
 from service.uploadfile import OwnedUpload
 
 log = logging.getLogger(__name__)
@@ -95,8 +103,10 @@ class JobRunner:
         retry_base_delay: float = 2.0,
         retry_max_delay: float = 300.0,
     ) -> None:
-        # Processors that ask for a process of their own get one where blobs are local files.
+        # Processors that ask for a process of their own get one where the child can be given
+        # a path to read (a local blob, or a local copy of a remote one) and a path to fill.
         self._local_files = storage if isinstance(storage, LocalFiles) else None
+        self._staged_files = storage if isinstance(storage, StagesLocalCopies) else None
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
         self.db = db
@@ -167,11 +177,41 @@ class JobRunner:
         source: BinaryIO,
         control: RunControl,
     ) -> None:
-        progress = _Progress()
-        if processor.isolation == "process" and self._local_files is not None and job.input_key:
-            writer, work = await self._in_child(job, processor, params, control, progress)
-        else:
-            writer, work = await self._in_thread(job, processor, params, source, control, progress)
+        async with contextlib.AsyncExitStack() as stack:
+            progress = _Progress()
+            input_path = None
+            if processor.isolation == "process":
+                input_path = await self._input_path(job, stack)
+            if input_path is not None:
+                writer, work = await self._in_child(
+                    job, processor, params, control, progress, input_path
+                )
+            else:
+                writer, work = await self._in_thread(
+                    job, processor, params, source, control, progress
+                )
+            await self._run_work(job, writer, work, control, progress)
+
+    async def _input_path(self, job: Job, stack: contextlib.AsyncExitStack) -> str | None:
+        """A path a child process can read the job's input from, if the backend has one."""
+        if not job.input_key:
+            return None
+        if self._local_files is not None:
+            return str(self._local_files.local_path(job.input_key))
+        if self._staged_files is not None:
+            return str(
+                await stack.enter_async_context(self._staged_files.local_copy(job.input_key))
+            )
+        return None
+
+    async def _run_work(
+        self,
+        job: Job,
+        writer: BlobWriter,
+        work: Callable[[], Outcome],
+        control: RunControl,
+        progress: _Progress,
+    ) -> None:
         outcome: Outcome | BaseException = Cancelled()
         try:
             async with anyio.create_task_group() as tg:
@@ -201,17 +241,18 @@ class JobRunner:
         params: BaseModel,
         control: RunControl,
         progress: _Progress,
+        input_path: str,
     ) -> tuple[BlobWriter, Callable[[], Outcome]]:
-        """The work as a child process that reads the stored input and fills a named temp."""
-        files = self._local_files
-        assert files is not None and job.input_key
+        """The work as a child process that reads `input_path` and fills a named temp."""
+        files = self._local_files or self._staged_files
+        assert files is not None
         writer = await files.create_named(result_key(job.id))
         work = functools.partial(
             run_isolated,
             processor,
             params.model_dump(mode="json"),
             _input_meta(job),
-            str(files.local_path(job.input_key)),
+            input_path,
             str(writer.path),
             control.stop,
             progress.set,

@@ -6,6 +6,7 @@ into (`AdoptsLocalFiles`), checked once at start-up, as tusd does with its DataS
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,12 +83,26 @@ class NamedBlobWriter(BlobWriter, Protocol):
 
 
 @runtime_checkable
-class LocalFiles(Protocol):
+class NamedWriters(Protocol):
+    """A backend whose writers can be local files with a path, for another process to fill."""
+
+    async def create_named(self, key: str) -> NamedBlobWriter: ...
+
+
+@runtime_checkable
+class LocalFiles(NamedWriters, Protocol):
     """A backend whose blobs are local files another process can open by path."""
 
     def local_path(self, key: str) -> Path: ...
 
-    async def create_named(self, key: str) -> NamedBlobWriter: ...
+
+@runtime_checkable
+class StagesLocalCopies(NamedWriters, Protocol):
+    """A remote backend that can copy a blob to a local file for another process to read."""
+
+    def local_copy(self, key: str) -> AbstractAsyncContextManager[Path]:
+        """A local file holding the blob `key`, removed when the context exits."""
+        ...
 
 
 @runtime_checkable

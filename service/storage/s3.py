@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import shutil
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +29,12 @@ from service.storage.tmpfiles import TempFiles
 
 PART_SIZE = 8 * 1024 * 1024
 READ_BUFFER = 1024 * 1024
+
+
+def _copy_into(source: BinaryIO, target: BinaryIO) -> None:
+    while chunk := source.read(READ_BUFFER):
+        target.write(chunk)
+    target.flush()
 
 
 class _RangeFile(io.RawIOBase):
@@ -83,9 +91,13 @@ class S3BlobReader:
 
 
 class S3BlobWriter:
-    def __init__(self, storage: S3Storage, key: str) -> None:
+    def __init__(self, storage: S3Storage, key: str, *, named: bool = False) -> None:
         self._storage, self._key = storage, key
-        self.file, self._named = storage.temp_files.open()
+        if named:
+            self.file, self.path = storage.temp_files.open_named()
+            self._named: Path | None = self.path
+        else:
+            self.file, self._named = storage.temp_files.open()
         if self._named is not None:
             storage.in_use.add(self._named)  # the temp sweep must not take it from a live job
 
@@ -147,6 +159,26 @@ class S3Storage:
 
     async def create(self, key: str) -> S3BlobWriter:
         return await anyio.to_thread.run_sync(S3BlobWriter, self, key)
+
+    async def create_named(self, key: str) -> S3BlobWriter:
+        return await anyio.to_thread.run_sync(lambda: S3BlobWriter(self, key, named=True))
+
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
+        """The blob downloaded to a named temp file (for a processor in a child process)."""
+        file, path = self.temp_files.open_named()
+        self.in_use.add(path)
+        try:
+            reader = await self.open(key)
+            try:
+                await anyio.to_thread.run_sync(_copy_into, reader.file, file)
+            finally:
+                reader.close()
+            yield path
+        finally:
+            file.close()
+            path.unlink(missing_ok=True)
+            self.in_use.discard(path)
 
     async def open(self, key: str) -> S3BlobReader:
         info = await self.stat(key)
