@@ -178,9 +178,33 @@ class Spin(Processor):
         return Output(filename="spun", content_type="application/octet-stream")
 
 
+class TwiceParams(BaseModel):
+    gate: str
+
+
+TWICE_RUNS: dict[str, int] = {}
+
+
+class Twice(Processor):
+    """A worker presumed dead that is in fact still running: the first run of a job holds on
+    `GATES[gate]` without checking for cancellation, then writes b"first"; the second holds on
+    `GATES[gate + "-2"]`, then writes b"second"."""
+
+    name = "twice"
+    description = "Test processor: a first attempt that outlives its replacement."
+    Params = TwiceParams
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, TwiceParams)
+        runs = TWICE_RUNS[params.gate] = TWICE_RUNS.get(params.gate, 0) + 1
+        GATES[params.gate if runs == 1 else params.gate + "-2"].wait(30)
+        ctx.output.write(b"first" if runs == 1 else b"second")
+        return Output(filename="out.bin", content_type="application/octet-stream")
+
+
 def test_registry() -> ProcessorRegistry:
     return ProcessorRegistry(
-        [*builtin_processors(), Slow(), Crash(), Flaky(), Inflate(), Stubborn(), Spin()]
+        [*builtin_processors(), Slow(), Crash(), Flaky(), Inflate(), Stubborn(), Spin(), Twice()]
     )
 
 

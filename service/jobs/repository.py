@@ -90,12 +90,14 @@ class JobRepository:
         target: JobStatus,
         *,
         expected: Iterable[JobStatus] | None = None,
+        attempt: int | None = None,
         **values: Any,
     ) -> bool:
         """Move the job to `target` if it is in one of `expected` (default: every legal source).
 
         A compare-and-set in one UPDATE, so two racing writers (a cancel and a finishing
-        worker) cannot both win. Returns whether this call made the move.
+        worker) cannot both win; with `attempt`, only while that attempt is the current one.
+        Returns whether this call made the move.
         """
         sources = sources_of(target) if expected is None else frozenset(expected)
         for source in sources:
@@ -107,9 +109,10 @@ class JobRepository:
             has_callback = Job.callback_url.is_not(None)
             values["callback_state"] = case((has_callback, "pending"), else_=None)
             values["callback_next_at"] = case((has_callback, now), else_=None)
+        fence = [Job.attempts == attempt] if attempt is not None else []
         result = await self.session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status.in_(sources))
+            .where(Job.id == job_id, Job.status.in_(sources), *fence)
             .values(status=target, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )
@@ -127,10 +130,11 @@ class JobRepository:
             next_attempt_at=None,
         )
 
-    async def set_progress(self, job_id: str, progress: float) -> None:
+    async def set_progress(self, job_id: str, progress: float, attempt: int) -> None:
+        """Record `attempt`'s progress while it is the running one (fenced as transitions)."""
         await self.session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
             .values(progress=progress, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )

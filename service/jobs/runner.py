@@ -130,7 +130,7 @@ class JobRunner:
             except Exception as exc:
                 # A bug or an unexpected storage error: the job still gets a final state.
                 log.exception("job %s: runner error", job_id)
-                await self._finish(job_id, JobStatus.FAILED, "internal_error", type(exc).__name__)
+                await self._finish(job, JobStatus.FAILED, "internal_error", type(exc).__name__)
         finally:
             if upload is not None:
                 await upload.release()
@@ -139,7 +139,7 @@ class JobRunner:
         processor = self.registry.get(job.processor)
         if processor is None:
             await self._finish(
-                job.id,
+                job,
                 JobStatus.FAILED,
                 "unknown_processor",
                 f"Processor {job.processor!r} is not installed on this server.",
@@ -148,13 +148,13 @@ class JobRunner:
         try:
             params = processor.Params.model_validate(job.params)
         except ValidationError as exc:
-            await self._finish(job.id, JobStatus.FAILED, "invalid_params", str(exc))
+            await self._finish(job, JobStatus.FAILED, "invalid_params", str(exc))
             return
         try:
             reader = None if upload is not None else await self._open_input(job)
         except BlobNotFound:
             await self._finish(
-                job.id, JobStatus.FAILED, "input_missing", "The stored input is missing."
+                job, JobStatus.FAILED, "input_missing", "The stored input is missing."
             )
             return
         try:
@@ -215,7 +215,7 @@ class JobRunner:
         outcome: Outcome | BaseException = Cancelled()
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._persist_progress, job.id, progress)
+                tg.start_soon(self._persist_progress, job.id, job.attempts, progress)
                 with anyio.CancelScope() as processing:
                     tg.start_soon(self._supervise, job.timeout_seconds, control, processing)
                     try:
@@ -246,7 +246,7 @@ class JobRunner:
         """The work as a child process that reads `input_path` and fills a named temp."""
         files = self._local_files or self._staged_files
         assert files is not None
-        writer = await files.create_named(result_key(job.id))
+        writer = await files.create_named(result_key(job.id, job.attempts))
         work = functools.partial(
             run_isolated,
             processor,
@@ -269,7 +269,7 @@ class JobRunner:
         progress: _Progress,
     ) -> tuple[BlobWriter, Callable[[], Outcome]]:
         """The work as a call in a worker thread, reading the (possibly still open) input."""
-        writer = await self.storage.create(result_key(job.id))
+        writer = await self.storage.create(result_key(job.id, job.attempts))
         output = HashingOutput(writer.file)
         ctx = ProcessorContext(
             input=source,
@@ -315,31 +315,31 @@ class JobRunner:
             await writer.discard()
             if control.reason == "timeout":
                 message = f"Stopped after its time limit of {job.timeout_seconds:g} s."
-                await self._finish(job.id, JobStatus.FAILED, "timeout", message)
+                await self._finish(job, JobStatus.FAILED, "timeout", message)
             elif control.reason == "shutdown":
                 # We interrupted it ourselves: that attempt does not count.
                 await self._finish(
-                    job.id,
+                    job,
                     JobStatus.QUEUED,
                     job.error_code,
                     job.error_message,
                     attempts=Job.attempts - 1,
                 )
             else:
-                await self._finish(job.id, JobStatus.CANCELLED, None, None)
+                await self._finish(job, JobStatus.CANCELLED, None, None)
             return
         if isinstance(outcome, BaseException):
             await writer.discard()
             if isinstance(outcome, RetryableError):
                 await self._retry_or_fail(job, outcome.code, outcome.message, control)
             elif isinstance(outcome, ProcessingError):
-                await self._finish(job.id, JobStatus.FAILED, outcome.code, outcome.message)
+                await self._finish(job, JobStatus.FAILED, outcome.code, outcome.message)
             elif isinstance(outcome, OSError):  # I/O trouble is worth another try
                 await self._retry_or_fail(job, _io_code(outcome), str(outcome), control)
             else:
                 log.error("job %s: processor %s crashed", job.id, job.processor, exc_info=outcome)
                 message = f"{type(outcome).__name__}: {outcome}"
-                await self._finish(job.id, JobStatus.FAILED, "processor_error", message)
+                await self._finish(job, JobStatus.FAILED, "processor_error", message)
             return
         result, size, sha256 = outcome
         try:
@@ -348,8 +348,8 @@ class JobRunner:
             await writer.discard()
             await self._retry_or_fail(job, _io_code(exc), str(exc), control)
             return
-        await self._finish(
-            job.id,
+        published = await self._finish(
+            job,
             JobStatus.SUCCEEDED,
             None,
             None,
@@ -360,14 +360,16 @@ class JobRunner:
             result_size=size,
             result_sha256=sha256,
         )
+        if not published:  # a stale attempt: its result (under its own key) goes away
+            await self.storage.delete(info.key)
 
     async def _retry_or_fail(self, job: Job, code: str, message: str, control: RunControl) -> None:
         if job.attempts >= job.max_attempts:
-            await self._finish(job.id, JobStatus.FAILED, code, message)
+            await self._finish(job, JobStatus.FAILED, code, message)
             return
         delay = backoff(job.attempts, self.retry_base_delay, self.retry_max_delay)
         await self._finish(
-            job.id,
+            job,
             JobStatus.QUEUED,
             code,
             message,
@@ -377,29 +379,39 @@ class JobRunner:
 
     async def _finish(
         self,
-        job_id: str,
+        job: Job,
         status: JobStatus,
         code: str | None,
         message: str | None,
         **values: object,
-    ) -> None:
+    ) -> bool:
+        """End this attempt. Fenced: refused (False) unless the job is still running *this*
+        attempt, so an attempt presumed dead and retried elsewhere can never overwrite the
+        newer attempt's outcome."""
         async with self.db.write() as session:
             moved = await JobRepository(session).transition(
-                job_id,
+                job.id,
                 status,
                 expected=[JobStatus.RUNNING],
+                attempt=job.attempts,
                 error_code=code,
                 error_message=message,
                 **values,
             )
         if not moved:
-            log.warning("job %s: was no longer running when it ended as %s", job_id, status)
+            log.warning(
+                "job %s: attempt %d was no longer current when it ended as %s",
+                job.id,
+                job.attempts,
+                status.value,
+            )
+        return moved
 
-    async def _persist_progress(self, job_id: str, progress: _Progress) -> None:
+    async def _persist_progress(self, job_id: str, attempt: int, progress: _Progress) -> None:
         written = 0.0
         while True:
             await anyio.sleep(self.progress_interval)
             if progress.value - written >= 0.005:
                 written = progress.value
                 async with self.db.write() as session:
-                    await JobRepository(session).set_progress(job_id, written)
+                    await JobRepository(session).set_progress(job_id, written, attempt)

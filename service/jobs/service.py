@@ -38,8 +38,9 @@ def input_key(job_id: str) -> str:
     return f"inputs/{job_id}"
 
 
-def result_key(job_id: str) -> str:
-    return f"results/{job_id}"
+def result_key(job_id: str, attempt: int) -> str:
+    """Each attempt writes its own result, so a stale attempt cannot replace a newer one's."""
+    return f"results/{job_id}.{attempt}"
 
 
 def encode_cursor(seq: int) -> str:
