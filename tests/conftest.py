@@ -1,17 +1,10 @@
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
 
@@ -19,6 +12,8 @@ from service.app import create_app
 from service.config import Settings
 from service.jobs.executors.inprocess import InProcessExecutor
 from service.migrations import upgrade
+from tests import services
+from tests.services import postgres_database, s3_settings
 from tests.support import test_registry
 
 
@@ -48,70 +43,22 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
-# The PostgreSQL server the tests create their databases on (see .ci/run, which starts it).
-POSTGRES = os.environ.get("FILEJOB_TEST_POSTGRES", "postgres@127.0.0.1:5432")
 # embedded: SQLite + the local folder. distributed: PostgreSQL + S3 (SeaweedFS).
 PROFILES = ["embedded", "distributed"]
-BUCKET = "filejob-test"
-
-
-def _admin(statement: str) -> None:
-    with psycopg.connect(f"postgresql://{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """A database migrated once per run; each test copies it (CREATE DATABASE ... TEMPLATE),
     which takes milliseconds where migrating takes a second."""
-    name = f"filejob_template_{os.getpid()}"
-    _admin(f"DROP DATABASE IF EXISTS {name}")
-    _admin(f"CREATE DATABASE {name}")
-    upgrade(f"postgresql+psycopg://{POSTGRES}/{name}")
-    yield name
-    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    with postgres_database() as url:
+        yield url.rsplit("/", 1)[1]
 
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real SeaweedFS (master, volume, filer and S3 gateway in one `weed server`) on free
-    127.0.0.1 ports, data in a temp dir, with the bucket BUCKET; stopped by its PID."""
-    root = tmp_path_factory.mktemp("seaweedfs")
-    ports = {name: _free_port() for name in ("master", "volume", "filer", "s3")}
-    grpc = {name: _free_port() for name in ports}
-    argv = [str(Path(sys.executable).with_name("weed")), "server", f"-dir={root}"]
-    argv += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3", "-volume.max=20"]
-    argv += ["-master.volumeSizeLimitMB=64", "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false"]
-    for name in ports:
-        argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    with (root / "weed.log").open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (root / "weed.log").read_text()[-2000:]
-            try:
-                if httpx.put(f"{endpoint}/{BUCKET}", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
-            time.sleep(0.2)
+    with services.seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -126,14 +73,7 @@ def profile_settings(request: pytest.FixtureRequest, profile: str) -> dict[str, 
     """The storage half of a profile: each distributed test gets its own prefix."""
     if profile == "embedded":
         return {}
-    endpoint = request.getfixturevalue("seaweedfs")
-    return {
-        "storage_url": f"s3://{BUCKET}/{secrets.token_hex(6)}",
-        "s3_endpoint": endpoint,
-        "s3_region": "us-east-1",
-        "s3_access_key_id": "filejob",
-        "s3_secret_access_key": "filejob-test-secret",
-    }
+    return s3_settings(request.getfixturevalue("seaweedfs"))
 
 
 @pytest.fixture
@@ -142,11 +82,8 @@ def database_url(request: pytest.FixtureRequest, profile: str) -> Iterator[str]:
     if profile == "embedded":
         yield ""
         return
-    template = request.getfixturevalue("postgres_template")
-    name = f"filejob_test_{secrets.token_hex(6)}"
-    _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
-    yield f"postgresql+psycopg://{POSTGRES}/{name}"
-    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with postgres_database(template=request.getfixturevalue("postgres_template")) as url:
+        yield url
 
 
 @pytest.fixture

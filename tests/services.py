@@ -1,0 +1,97 @@
+"""Real backing services for the distributed profile: a PostgreSQL database and a SeaweedFS
+S3 store, each made on 127.0.0.1 and removed afterwards (used by the tests and by bench/)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from service.migrations import upgrade
+
+# The PostgreSQL server the tests create their databases on (see .ci/run, which starts it).
+POSTGRES = os.environ.get("FILEJOB_TEST_POSTGRES", "postgres@127.0.0.1:5432")
+BUCKET = "filejob-test"
+
+
+def postgres_admin(statement: str) -> None:
+    with psycopg.connect(f"postgresql://{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(statement)  # type: ignore[arg-type]
+
+
+@contextmanager
+def postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new database (migrated, or copied from a migrated `template`), dropped afterwards;
+    yields its SQLAlchemy URL."""
+    name = f"filejob_{secrets.token_hex(6)}"
+    postgres_admin(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    url = f"postgresql+psycopg://{POSTGRES}/{name}"
+    try:
+        if template is None:
+            upgrade(url)
+        yield url
+    finally:
+        postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def seaweedfs(root: Path) -> Iterator[str]:
+    """A real SeaweedFS (master, volume, filer and S3 gateway in one `weed server`) on free
+    127.0.0.1 ports, its data under `root`, with the bucket BUCKET; stopped by its PID.
+    Yields the S3 endpoint URL."""
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    grpc = {name: free_port() for name in ports}
+    argv = [str(Path(sys.executable).with_name("weed")), "server", f"-dir={root}"]
+    argv += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3", "-volume.max=20"]
+    argv += ["-master.volumeSizeLimitMB=64", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    argv += ["-iam=false"]
+    for name in ports:
+        argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    with (root / "weed.log").open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (root / "weed.log").read_text()[-2000:]
+            try:
+                if httpx.put(f"{endpoint}/{BUCKET}", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
+            time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def s3_settings(endpoint: str) -> dict[str, str]:
+    """Settings for a fresh prefix of the test bucket on `endpoint`."""
+    return {
+        "storage_url": f"s3://{BUCKET}/{secrets.token_hex(6)}",
+        "s3_endpoint": endpoint,
+        "s3_region": "us-east-1",
+        "s3_access_key_id": "filejob",
+        "s3_secret_access_key": "filejob-test-secret",
+    }
