@@ -155,23 +155,7 @@ class LocalStorage:
         return found
 
     async def sweep_temp(self, older_than: float) -> int:
-        return await anyio.to_thread.run_sync(self._sweep_temp, older_than)
-
-    def _sweep_temp(self, older_than: float) -> int:
-        # Only named temp files (process-run results, filesystems without O_TMPFILE) can be left
-        # behind by a crash; those of live writers are skipped.
-        cutoff = time.time() - older_than
-        removed = 0
-        for path in self.tmp_dir.iterdir():
-            if path in self.in_use:
-                continue
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
+        return await anyio.to_thread.run_sync(self.temp_files.sweep, older_than, self.in_use)
 
     def free_bytes(self) -> int:
         """Bytes available to us under the root (one statvfs call)."""

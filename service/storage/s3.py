@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -206,21 +205,7 @@ class S3Storage:
         return found
 
     async def sweep_temp(self, older_than: float) -> int:
-        return await anyio.to_thread.run_sync(self._sweep_temp, older_than)
-
-    def _sweep_temp(self, older_than: float) -> int:
-        # Named temp files only (unnamed ones vanish with their process).
-        cutoff, removed = time.time() - older_than, 0
-        for path in self.tmp_dir.iterdir():
-            if path in self.in_use:
-                continue
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
+        return await anyio.to_thread.run_sync(self.temp_files.sweep, older_than, self.in_use)
 
     def free_bytes(self) -> int:
         """Free space for spools: uploads still land on the local disk first."""

@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -81,6 +82,22 @@ class TempFiles:
             return os.fdopen(fd, "w+b"), None
         fd, name = tempfile.mkstemp(dir=self.directory, suffix=".part")
         return os.fdopen(fd, "w+b"), Path(name)
+
+    def sweep(self, older_than: float, spare: set[Path]) -> int:
+        """Remove temp files older than `older_than` seconds, except `spare` (live writers');
+        returns the count. Only named ones can be left behind by a crash (unnamed ones
+        vanish with their process)."""
+        cutoff, removed = time.time() - older_than, 0
+        for path in self.directory.iterdir():
+            if path in spare:
+                continue
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def open_named(self) -> tuple[BinaryIO, Path]:
         """A new temp file with a path (for a writer in another process)."""
