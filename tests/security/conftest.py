@@ -171,3 +171,9 @@ def is_safe_display_name(name: str, max_bytes: int = 255) -> bool:
         and unicodedata.is_normalized("NFC", name)
         and name not in (".", "..")
     )
+
+
+def blob_paths(job_id: str) -> tuple[str, str]:
+    """Where a job's input and (first attempt's) result live under the data dir."""
+    shard = job_id[:2]
+    return f"blobs/inputs/{shard}/{job_id}", f"blobs/results/{shard}/{job_id}.1"

@@ -22,6 +22,7 @@ from tests.security.conftest import (
     Snapshot,
     assert_problem,
     assert_unchanged,
+    blob_paths,
     field_part,
     take_snapshot,
     upload_body,
@@ -197,6 +198,4 @@ async def test_zip_slip_archive_is_kept_as_opaque_bytes(
     assert gzip.decompress(result.content) == evil_zip  # compressed as is, never opened
     assert files_named(marker, tmp_path) == []
     after = take_snapshot(before.data_dir)
-    assert set(after.files) - set(before.files) == {
-        f"blobs/{kind}/{job['id'][:2]}/{job['id']}" for kind in ("inputs", "results")
-    }
+    assert set(after.files) - set(before.files) == set(blob_paths(job["id"]))

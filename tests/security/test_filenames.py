@@ -18,6 +18,7 @@ from tests.security.conftest import (
     JOBS,
     MULTIPART,
     Snapshot,
+    blob_paths,
     is_safe_display_name,
     quoted,
     take_snapshot,
@@ -116,7 +117,7 @@ async def test_hostile_filename_is_sanitised_and_never_a_path(
     new = files_under(tmp_path) - tree_before
     assert new == {
         data_dir / "blobs" / "inputs" / job["id"][:2] / job["id"],
-        data_dir / "blobs" / "results" / job["id"][:2] / job["id"],
+        data_dir / "blobs" / "results" / job["id"][:2] / f"{job['id']}.1",
     }
     assert (data_dir / "blobs" / "inputs" / job["id"][:2] / job["id"]).read_bytes() == CONTENT
     assert take_snapshot(data_dir).job_rows == before.job_rows + 1
@@ -139,7 +140,5 @@ async def test_nfc_and_nfd_names_are_shown_alike_and_stored_apart(
     after = take_snapshot(before.data_dir)
     assert after.job_rows == before.job_rows + 2
     assert set(after.files) - set(before.files) == {
-        f"blobs/{kind}/{job['id'][:2]}/{job['id']}"
-        for kind in ("inputs", "results")
-        for job in (first, second)
+        path for job in (first, second) for path in blob_paths(job["id"])
     }

@@ -19,6 +19,7 @@ from tests.security.conftest import (
     Snapshot,
     assert_problem,
     assert_unchanged,
+    blob_paths,
     closing,
     field_part,
     file_part,
@@ -169,9 +170,7 @@ async def test_part_forged_after_the_closing_boundary_is_ignored(
     await drain()
     after = take_snapshot(before.data_dir)
     assert after.job_rows == before.job_rows + 1
-    assert set(after.files) - set(before.files) == {
-        f"blobs/{kind}/{job['id'][:2]}/{job['id']}" for kind in ("inputs", "results")
-    }
+    assert set(after.files) - set(before.files) == set(blob_paths(job["id"]))
 
 
 async def test_20_kb_content_type_header(client: httpx.AsyncClient, before: Snapshot) -> None:
