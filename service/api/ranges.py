@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.errors import RangeNotSatisfiable
+from service.untrusted import parse_count
 
 
 @dataclass(frozen=True)
@@ -38,37 +39,21 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     if not dash:
         return None
     first, last = first.strip(), last.strip()
-    if not (_is_digits(first) or first == "") or not (_is_digits(last) or last == ""):
+    start, end = parse_count(first), parse_count(last)
+    if (start is None and first) or (end is None and last):
         return None
-    if first == "":
-        if last == "":
+    if start is None:
+        if end is None:
             return None
-        suffix = _number(last)
-        if suffix == 0 or size == 0:
+        if end == 0 or size == 0:  # `end` is a suffix length here
             raise _unsatisfiable(size)
-        return ByteRange(max(0, size - suffix), size - 1)
-    start = _number(first)
-    end = _number(last) if last else size - 1
+        return ByteRange(max(0, size - end), size - 1)
+    end = end if end is not None else size - 1
     if last and end < start:
         return None  # invalid per RFC 9110 §14.1.1: ignore the header
     if start >= size:
         raise _unsatisfiable(size)
     return ByteRange(start, min(end, size - 1))
-
-
-_BEYOND_ANY_SIZE = 10**18
-
-
-def _is_digits(text: str) -> bool:
-    # ASCII only: str.isdigit() also takes "²" (a Latin-1 header byte), which int() refuses.
-    return text.isascii() and text.isdigit()
-
-
-def _number(digits: str) -> int:
-    """A byte position of any length. int() refuses over 4300 digits; past 18 (an exabyte)
-    every position is beyond any size, so it is capped instead of converted."""
-    digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 18 else _BEYOND_ANY_SIZE
 
 
 def _unsatisfiable(size: int) -> RangeNotSatisfiable:

@@ -34,6 +34,7 @@ from service.errors import (
     ShuttingDown,
 )
 from service.storage.spool import UploadSpool
+from service.untrusted import parse_count
 
 # Room for the non-file fields and part headers on top of the file's own limit.
 FORM_OVERHEAD_BYTES = 256 * 1024
@@ -156,7 +157,7 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     if len(params[b"boundary"]) > MAX_BOUNDARY_BYTES:
         raise MalformedMultipart(f"The multipart boundary exceeds {MAX_BOUNDARY_BYTES} bytes.")
     raw_length = request.headers.get("content-length")
-    declared = None if raw_length is None else _declared_bytes(raw_length)
+    declared = None if raw_length is None else parse_count(raw_length)
     if raw_length is not None:
         if declared is None:
             raise MalformedRequest("Content-Length is not a number.")
@@ -193,15 +194,6 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
                 limit=policy.max_file_bytes,
             )
     return form
-
-
-def _declared_bytes(raw: str) -> int | None:
-    """A Content-Length value as a number, None if it is not one. Past 18 digits (an exabyte)
-    it is only "too large": int() refuses strings of over 4300 digits."""
-    if not (raw.isascii() and raw.isdigit()):  # isdigit() alone takes "²", which int() refuses
-        return None
-    digits = raw.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _parse_error(exc: BaseException) -> BaseException:
@@ -242,7 +234,7 @@ class UploadRoute(APIRoute):
                 )
             # Who is asking, and may they, before a byte of the body is read.
             caller = await get_caller(request)
-            declared = _declared_bytes(request.headers.get("content-length", ""))
+            declared = parse_count(request.headers.get("content-length", ""))
             await request.app.state.services.jobs.admission.quota(caller, declared or 0)
             form = await parse_upload_form(request, request.app.state.upload_policy)
             # Starlette caches the parsed form here; FastAPI's request.form() then returns it

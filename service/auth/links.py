@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from service.errors import InvalidSignature, LinkExpired
+from service.untrusted import parse_count
 
 # Expiry times are rounded up to this many seconds, so that a job's JSON (which carries a
 # link) stays byte-identical, and its ETag stable, between two polls.
@@ -57,14 +58,15 @@ class LinkSigner:
     def verify(self, job_id: str, expires: str, sig: str, now: float | None = None) -> None:
         """Raise unless `sig` is a valid signature of the result link of `job_id` that has
         not expired. HEAD is allowed wherever GET is."""
-        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+        when = parse_count(expires)
+        if when is None or len(expires) > 12:
             raise InvalidSignature("The link's expiry is malformed.")
         path = result_path(job_id)
         valid = False
         for secret in self._secrets:  # no early exit: the same work whichever secret matches
-            expected = self._signature(secret, "GET", path, int(expires))
+            expected = self._signature(secret, "GET", path, when)
             valid |= hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace"))
         if not valid:
             raise InvalidSignature("The link's signature is not valid.")
-        if int(expires) < (time.time() if now is None else now):
+        if when < (time.time() if now is None else now):
             raise LinkExpired("The link has expired; ask for a new one.")

@@ -25,6 +25,7 @@ from service.jobs.repository import JobRepository
 from service.jobs.states import JobStatus
 from service.storage.base import BlobNotFound, BlobReader, Storage
 from service.storage.ingest import store_file
+from service.untrusted import BEYOND_ANY_SIZE, parse_count
 from service.uploadfile import OwnedUpload
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,10 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    digits = cursor[1:]
-    # ASCII digits only (isdigit() also takes "²"), and few enough to fit a 64-bit column.
-    if (
-        not cursor.startswith("s")
-        or not (digits.isascii() and digits.isdigit())
-        or len(digits) > 18
-    ):
+    seq = parse_count(cursor[1:]) if cursor.startswith("s") else None
+    if seq is None or seq >= BEYOND_ANY_SIZE:  # a 64-bit column holds no more
         raise InvalidCursor("The cursor is not one this server issued.")
-    return int(cursor[1:])
+    return seq
 
 
 class JobService:
