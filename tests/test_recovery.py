@@ -7,10 +7,18 @@ import os
 from typing import Any
 
 import httpx
+import pytest
 
 from service.app import create_app
 from service.config import Settings
+from tests.conftest import PROFILES
 from tests.support import submit, test_registry, wait_for_status
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """Recovery and retries hold on both profiles (a restart re-reads PostgreSQL and S3)."""
+    return request.param
 
 
 async def test_running_and_queued_jobs_resume_after_restart(settings: Settings) -> None:

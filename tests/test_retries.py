@@ -16,7 +16,14 @@ from service.app import create_app
 from service.config import Settings
 from service.jobs.model import Job
 from service.jobs.runner import backoff
-from tests.support import stored_files, submit, test_registry
+from tests.conftest import PROFILES
+from tests.support import stored, submit, test_registry
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """Recovery and retries hold on both profiles (a restart re-reads PostgreSQL and S3)."""
+    return request.param
 
 
 @pytest.fixture
@@ -37,7 +44,7 @@ async def job(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("kind", ["retryable", "oserror", "enospc"])
 async def test_transient_failures_are_retried_until_success(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path, kind: str
+    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path, kind: str
 ) -> None:
     job_id = await flaky(client, 2, kind)
     await drain()
@@ -45,7 +52,7 @@ async def test_transient_failures_are_retried_until_success(
     assert body["status"] == "succeeded" and body["attempts"] == 3
     assert body["error"] is None and body["next_attempt_at"] is None
     assert (await client.get(body["result"]["url"])).content == b"payload"
-    assert len(stored_files(data_dir)) == 2  # no partial result from the failed attempts
+    assert len(await stored(app)) == 2  # no partial result from the failed attempts
 
 
 @pytest.mark.parametrize(
