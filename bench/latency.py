@@ -10,26 +10,16 @@ Target: p99 under load <= 50 ms. Figures vary with the machine's load; compare w
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from run import filejob_command, free_port, start_server, stop_server
 
-ROOT = Path(__file__).resolve().parent.parent
-FILEJOB = str(Path(sys.executable).with_name("filejob"))
 POLLS = 1500
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -56,22 +46,14 @@ def main() -> None:
             "FILEJOB_LOG_LEVEL": "warning",
             "FILEJOB_MIN_FREE_BYTES": "0",
         }
-        subprocess.run([FILEJOB, "db", "upgrade"], env=env, check=True, capture_output=True)
-        port = free_port()
-        server = subprocess.Popen(
-            [FILEJOB, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        subprocess.run(
+            [*filejob_command(), "db", "upgrade"], env=env, check=True, capture_output=True
         )
-        url = f"http://127.0.0.1:{port}"
+        port = free_port()
+        argv = [*filejob_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        server = start_server("filejob", argv, env, port, Path(tmp), "/healthz")
+        url = server.url("")
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(f"{url}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
             with httpx.Client(base_url=url, timeout=60) as client:
                 job = client.post(
                     "/v1/jobs", data={"processor": "checksum"}, files={"file": ("a", b"abc")}
@@ -103,8 +85,7 @@ def main() -> None:
                 for h in heavy:
                     client.delete(f"/v1/jobs/{h}")
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+            stop_server(server)
 
     print(f"GET /v1/jobs/{{id}} latency, {POLLS} sequential polls, one keep-alive client")
     print(f"{'':28}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")

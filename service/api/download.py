@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from service.api.ranges import ByteRange, etag_matches, parse_range
-from service.filenames import content_disposition, sanitize_filename
+from service.filenames import content_disposition
 from service.jobs.model import Job
 from service.storage.base import BlobReader
 
@@ -132,11 +132,8 @@ def result_response(
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
-        # A processor names its result (a plugin may name it anything, a built-in one appends to
-        # the input's name): clean it like a client's name before a browser sees it.
-        "Content-Disposition": content_disposition(
-            sanitize_filename(job.result_filename, "result"), inline=inline
-        ),
+        # The runner cleaned the name when it stored the result (runner._settle).
+        "Content-Disposition": content_disposition(job.result_filename or "result", inline=inline),
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-cache",
     }

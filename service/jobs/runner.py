@@ -181,7 +181,7 @@ class JobRunner:
             progress = _Progress()
             input_path = None
             if processor.isolation == "process":
-                input_path = await self._input_path(job, stack)
+                input_path = await self._input_path(job, source, stack)
             if input_path is not None:
                 writer, work = await self._in_child(
                     job, processor, params, control, progress, input_path
@@ -192,16 +192,18 @@ class JobRunner:
                 )
             await self._run_work(job, writer, work, control, progress)
 
-    async def _input_path(self, job: Job, stack: contextlib.AsyncExitStack) -> str | None:
-        """A path a child process can read the job's input from, if the backend has one."""
+    async def _input_path(
+        self, job: Job, source: BinaryIO, stack: contextlib.AsyncExitStack
+    ) -> str | None:
+        """A path a child process can read the job's input from, if the backend has one. A
+        remote backend's copy is made from `source`: on a first attempt, the upload's local
+        spool, so the input just uploaded is not downloaded again."""
         if not job.input_key:
             return None
         if self._local_files is not None:
             return str(self._local_files.local_path(job.input_key))
         if self._staged_files is not None:
-            return str(
-                await stack.enter_async_context(self._staged_files.local_copy(job.input_key))
-            )
+            return str(await stack.enter_async_context(self._staged_files.local_copy(source)))
         return None
 
     async def _run_work(

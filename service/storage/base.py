@@ -98,10 +98,11 @@ class LocalFiles(NamedWriters, Protocol):
 
 @runtime_checkable
 class StagesLocalCopies(NamedWriters, Protocol):
-    """A remote backend that can copy a blob to a local file for another process to read."""
+    """A remote backend that can put a blob's content in a local file for another process."""
 
-    def local_copy(self, key: str) -> AbstractAsyncContextManager[Path]:
-        """A local file holding the blob `key`, removed when the context exits."""
+    def local_copy(self, source: BinaryIO) -> AbstractAsyncContextManager[Path]:
+        """A local file holding `source`'s content (an open blob or upload), removed when the
+        context exits."""
         ...
 
 

@@ -11,10 +11,11 @@ that download fails part-way (the client sees a short body and can retry).
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,6 +32,7 @@ READ_BUFFER = 1024 * 1024
 
 
 def _copy_into(source: BinaryIO, target: BinaryIO) -> None:
+    source.seek(0)
     while chunk := source.read(READ_BUFFER):
         target.write(chunk)
     target.flush()
@@ -103,11 +105,10 @@ class S3BlobWriter:
     async def commit(self) -> BlobInfo:
         try:
             await self._storage.put_file(self.file, self._key)
+            size = os.fstat(self.file.fileno()).st_size  # what was uploaded: no HEAD needed
         finally:
             await self.discard()
-        info = await self._storage.stat(self._key)
-        assert info is not None
-        return info
+        return BlobInfo(self._key, size, datetime.now(UTC))
 
     async def discard(self) -> None:
         if not self.file.closed:
@@ -163,16 +164,12 @@ class S3Storage:
         return await anyio.to_thread.run_sync(lambda: S3BlobWriter(self, key, named=True))
 
     @asynccontextmanager
-    async def local_copy(self, key: str) -> AsyncIterator[Path]:
-        """The blob downloaded to a named temp file (for a processor in a child process)."""
+    async def local_copy(self, source: BinaryIO) -> AsyncIterator[Path]:
+        """`source` copied to a named temp file (for a processor in a child process)."""
         file, path = self.temp_files.open_named()
         self.in_use.add(path)
         try:
-            reader = await self.open(key)
-            try:
-                await anyio.to_thread.run_sync(_copy_into, reader.file, file)
-            finally:
-                reader.close()
+            await anyio.to_thread.run_sync(_copy_into, source, file)
             yield path
         finally:
             file.close()
