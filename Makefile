@@ -20,13 +20,13 @@ serve: $(STAMP)
 	$(BIN)/filejob serve
 
 test: $(STAMP)
-	$(BIN)/ruff check service tests bench migrations
-	$(BIN)/ruff format --check service tests bench migrations
+	$(BIN)/ruff check service tests bench migrations docs
+	$(BIN)/ruff format --check service tests bench migrations docs
 	$(BIN)/python -m pytest -q
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix service tests bench migrations
-	$(BIN)/ruff format service tests bench migrations
+	$(BIN)/ruff check --fix service tests bench migrations docs
+	$(BIN)/ruff format service tests bench migrations docs
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

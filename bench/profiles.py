@@ -1,8 +1,9 @@
 """End-to-end latency of a small job in each deployment profile, measured in one run.
 
 Run: `.venv/bin/python bench/profiles.py` (about 30 s). Starts `filejob serve` on 127.0.0.1
-twice: embedded (SQLite + local folder), then distributed (a fresh PostgreSQL database on the
-local server + a SeaweedFS S3 store started for the run). Each time, one client submits
+twice: embedded (SQLite + local folder + in-process execution), then distributed (a fresh
+PostgreSQL database on the local server + a SeaweedFS S3 store started for the run + one
+`filejob worker` taking jobs from procrastinate's queue). Each time, one client submits
 `JOBS` small `checksum` jobs one after another and polls each until it has succeeded, then
 downloads the result. The embedded profile is the baseline of the ratios.
 """
@@ -32,6 +33,15 @@ def measure(env: dict[str, str], tmp: Path) -> tuple[list[float], list[float]]:
     port = free_port()
     argv = [*filejob_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = start_server("filejob", argv, env, port, tmp, "/healthz")
+    worker = None
+    if env.get("FILEJOB_EXECUTOR") == "procrastinate":
+        with (tmp / "worker.log").open("wb") as log:
+            worker = subprocess.Popen(
+                [*filejob_command(), "worker", "--concurrency", "2"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
     done, downloads = [], []
     try:
         with httpx.Client(base_url=server.url(""), timeout=30) as client:
@@ -50,6 +60,9 @@ def measure(env: dict[str, str], tmp: Path) -> tuple[list[float], list[float]]:
                     downloads.append((time.perf_counter() - finished) * 1000)
     finally:
         stop_server(server)
+        if worker is not None:
+            worker.terminate()  # SIGTERM to this PID: a graceful stop
+            worker.wait(timeout=40)
     return done, downloads
 
 
@@ -65,9 +78,10 @@ def main() -> None:
         with seaweedfs(weed_dir) as endpoint, postgres_database() as database_url:
             distributed = {**base, "FILEJOB_DATA_DIR": f"{tmp}/distributed"}
             distributed["FILEJOB_DATABASE_URL"] = database_url
+            distributed["FILEJOB_EXECUTOR"] = "procrastinate"
             for name, value in s3_settings(endpoint).items():
                 distributed[f"FILEJOB_{name.upper()}"] = value
-            results["distributed (PostgreSQL + S3)"] = measure(distributed, Path(tmp))
+            results["distributed (PG + S3 + worker)"] = measure(distributed, Path(tmp))
 
     baseline = statistics.median(next(iter(results.values()))[0])
     print(f"Small job end to end ({JOBS} sequential 1 KiB checksum jobs, one client)")

@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
 
-from service.api import health, jobs, processors, results
+from service import web
+from service.api import events, health, jobs, metrics_route, processors, results
 from service.api.auth import Authenticator
 from service.api.deps import Services
 from service.api.schemas import JobOut
@@ -22,15 +23,21 @@ from service.auth.links import LinkSigner
 from service.auth.ratelimit import RateLimiter
 from service.auth.service import KeyDefaults, KeyService
 from service.config import Settings
-from service.db import Database
+from service.db import Database, conninfo
 from service.errors import install_error_handlers
 from service.jobs.admission import Admission, CallbackRules
+from service.jobs.executors.base import Executor
 from service.jobs.executors.inprocess import InProcessExecutor
+from service.jobs.executors.procrastinate import ProcrastinateExecutor
 from service.jobs.runner import JobRunner
 from service.jobs.service import JobService
 from service.jobs.sweeper import Sweeper
+from service.jobs.watch import JobWatcher
+from service.logs import RequestIds
+from service.metrics import HttpMetrics, JobMetrics, Metrics
 from service.migrations import ensure_schema_current
 from service.processors.registry import ProcessorRegistry
+from service.readiness import Readiness
 from service.storage.base import PresignsDownloads, Storage
 from service.storage.local import LocalStorage
 from service.storage.s3 import S3Storage
@@ -56,17 +63,33 @@ def storage_for(settings: Settings) -> LocalStorage | S3Storage:
 
 
 def job_runner(
-    settings: Settings, db: Database, storage: Storage, registry: ProcessorRegistry
+    settings: Settings,
+    db: Database,
+    storage: Storage,
+    registry: ProcessorRegistry,
+    metrics: JobMetrics | None = None,
+    *,
+    concurrency: int | None = None,
 ) -> JobRunner:
+    """The runner of jobs in this process, `concurrency` (default FILEJOB_WORKERS) at once."""
     return JobRunner(
         db,
         storage,
         registry,
-        threads=anyio.CapacityLimiter(settings.workers),
+        threads=anyio.CapacityLimiter(concurrency or settings.workers),
         progress_interval=settings.progress_interval,
         retry_base_delay=settings.retry_base_delay,
         retry_max_delay=settings.retry_max_delay,
+        metrics=metrics,
     )
+
+
+def executor_for(settings: Settings, db: Database, runner: Callable[[], JobRunner]) -> Executor:
+    """The one place the executor is chosen (FILEJOB_EXECUTOR); only the in-process one
+    needs a `runner`."""
+    if settings.executor == "procrastinate":
+        return ProcrastinateExecutor(db)  # `filejob worker` processes run the jobs
+    return InProcessExecutor(runner(), settings.workers)
 
 
 def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> Admission:
@@ -140,7 +163,10 @@ def create_app(
         await db.warm()
         storage = storage_for(settings)
         available = registry if registry is not None else ProcessorRegistry.discover()
-        executor = InProcessExecutor(job_runner(settings, db, storage, available), settings.workers)
+        metrics = Metrics(db)
+        executor = executor_for(
+            settings, db, lambda: job_runner(settings, db, storage, available, metrics.jobs)
+        )
         job_service = JobService(
             db,
             storage,
@@ -156,6 +182,8 @@ def create_app(
             webhook_policy(settings),
         )
         app.state.webhooks = webhooks
+        watcher = JobWatcher(db)
+        db.after_commit.append(watcher.poke)
         presigner = storage if isinstance(storage, PresignsDownloads) else None
         app.state.services = Services(
             settings,
@@ -164,6 +192,9 @@ def create_app(
             executor,
             authenticator(settings, db),
             links,
+            watcher,
+            Readiness(db, storage, executor, min_free_bytes=settings.min_free_bytes),
+            metrics,
             presigner if settings.s3_presigned_downloads else None,
         )
         app.state.upload_policy = upload_policy(settings, storage)
@@ -171,14 +202,25 @@ def create_app(
             job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
         )
         await executor.start()
-        await job_service.resume_unfinished()
+        if executor.runs_jobs_here:  # else the workers rescue each other's jobs
+            await job_service.resume_unfinished()
         sweeping = asyncio.create_task(sweeper.run_forever(settings.sweep_interval))
         delivering = asyncio.create_task(webhooks.run_forever())
-        log.info("filejob ready: data in %s, %d worker(s)", settings.data_dir, settings.workers)
+        watching = asyncio.create_task(watcher.run_forever())
+        background = [sweeping, delivering, watching]
+        if settings.uses_postgres:  # other processes' changes arrive as notifications
+            background.append(
+                asyncio.create_task(watcher.listen_forever(conninfo(settings.database_url)))
+            )
+        log.info(
+            "filejob ready: data in %s, jobs run %s",
+            settings.storage_url or settings.data_dir,
+            f"here, {settings.workers} at once" if executor.runs_jobs_here else "by workers",
+        )
         try:
             yield
         finally:
-            for task in (sweeping, delivering):
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -194,9 +236,14 @@ def create_app(
     )
     app.state.draining = False  # set by `DrainingServer` on SIGTERM/SIGINT
     install_error_handlers(app)
+    app.add_middleware(HttpMetrics)
+    app.add_middleware(RequestIds)  # outermost: every line of the request has its id
     app.include_router(jobs.upload_router)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(results.router)
     app.include_router(processors.router)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
+    web.mount(app)
     return app

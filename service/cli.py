@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
+from service import logs
+from service.client import commands as client_commands
 from service.config import Settings
 
 app = typer.Typer(help="filejob: upload-then-process job server.", no_args_is_help=True)
@@ -44,18 +45,53 @@ def serve(
     from service.server import DrainingServer
 
     settings = load_settings(host=host, port=port)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # keep the handler `logs.configure` installed
         timeout_graceful_shutdown=30,
     )
     DrainingServer(config, app, settings.shutdown_grace).run()
+
+
+@app.command()
+def worker(
+    concurrency: int | None = typer.Option(
+        None, min=1, max=256, help="Jobs run at once [FILEJOB_WORKERS]."
+    ),
+    metrics_port: int | None = typer.Option(
+        None, min=1, max=65535, help="Serve this worker's Prometheus metrics on FILEJOB_HOST."
+    ),
+) -> None:
+    """Run jobs from the shared queue (FILEJOB_EXECUTOR=procrastinate) until SIGTERM/SIGINT."""
+    from service.migrations import SchemaOutOfDate
+    from service.processors.registry import ProcessorRegistry
+    from service.worker import QueueWorker
+
+    settings = load_settings()
+    if settings.executor != "procrastinate":
+        typer.echo(
+            "filejob: `filejob worker` serves the shared queue: set FILEJOB_EXECUTOR=procrastinate "
+            "(and a PostgreSQL FILEJOB_DATABASE_URL), on the API servers too",
+            err=True,
+        )
+        raise typer.Exit(2)
+    logs.configure(settings.log_level, settings.log_format)
+    queue_worker = QueueWorker(
+        settings,
+        ProcessorRegistry.discover(),
+        concurrency=concurrency or settings.workers,
+        metrics_port=metrics_port,
+    )
+    try:
+        asyncio.run(queue_worker.run())
+    except SchemaOutOfDate as exc:
+        typer.echo(f"filejob: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")
@@ -155,6 +191,9 @@ def keys_revoke(key_id: str = typer.Argument(..., metavar="ID")) -> None:
         typer.echo(f"filejob: no live key {key_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+client_commands.register(app)
 
 
 def main() -> None:

@@ -121,6 +121,21 @@ class Settings(BaseSettings):
         "stopped (they then stay queued for the next start).",
     )
     log_level: str = Field("info", description="uvicorn/filejob log level.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="Log lines as JSON or text; `auto`: JSON unless stderr is a terminal.",
+    )
+    executor: Literal["inprocess", "procrastinate"] = Field(
+        "inprocess",
+        description="Who runs jobs: `inprocess` (the server itself) or `procrastinate` "
+        "(`filejob worker` processes sharing the PostgreSQL database; needs PostgreSQL).",
+    )
+    stalled_after: float = Field(
+        60.0,
+        ge=2,
+        description="procrastinate: a job whose worker has been silent this many seconds "
+        "(killed, frozen, cut off) is run again by another worker within this time.",
+    )
 
     # -- identity and limits (see the README's Security section) --
     auth: Literal["required", "off"] | None = Field(
@@ -197,6 +212,19 @@ class Settings(BaseSettings):
         if not self.database_url:
             db_path = (self.data_dir / "filejob.db").resolve()
             self.database_url = f"sqlite+aiosqlite:///{db_path}"
+        return self
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgresql+"))
+
+    @model_validator(mode="after")
+    def _executor_needs_postgres(self) -> Settings:
+        if self.executor == "procrastinate" and not self.uses_postgres:
+            raise ValueError(
+                "FILEJOB_EXECUTOR=procrastinate keeps its queue in PostgreSQL: set "
+                "FILEJOB_DATABASE_URL=postgresql+psycopg://USER:PASSWORD@HOST/DB"
+            )
         return self
 
     @model_validator(mode="after")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,6 +53,12 @@ def _sqlite_engine(
     return engine
 
 
+def conninfo(database_url: str) -> str:
+    """psycopg's form of a SQLAlchemy PostgreSQL URL (without the `+driver`)."""
+    scheme, rest = database_url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgresql") else database_url
+
+
 class Database:
     """A reader and a writer session factory over one database.
 
@@ -87,6 +93,8 @@ class Database:
         else:
             self.write_engine = self.read_engine = create_async_engine(url, pool_pre_ping=True)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        # Called after each committed write of this process (the job watcher's wake-up).
+        self.after_commit: list[Callable[[], None]] = []
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -94,6 +102,8 @@ class Database:
         """A transaction committed when the block exits normally, rolled back otherwise."""
         async with self._writer() as session, session.begin():
             yield session
+        for callback in self.after_commit:
+            callback()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from service.config import Settings
 from service.jobs.executors.inprocess import InProcessExecutor
 from service.migrations import upgrade
 from tests import services
+from tests.queue import drain_queue, running_worker
 from tests.services import postgres_database, s3_settings
 from tests.support import test_registry
 
@@ -43,7 +45,8 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
-# embedded: SQLite + the local folder. distributed: PostgreSQL + S3 (SeaweedFS).
+# embedded: SQLite + the local folder + in-process execution. distributed: PostgreSQL + S3
+# (SeaweedFS) + procrastinate, with a worker in the test's event loop.
 PROFILES = ["embedded", "distributed"]
 
 
@@ -73,7 +76,11 @@ def profile_settings(request: pytest.FixtureRequest, profile: str) -> dict[str, 
     """The storage half of a profile: each distributed test gets its own prefix."""
     if profile == "embedded":
         return {}
-    return s3_settings(request.getfixturevalue("seaweedfs"))
+    return {
+        **s3_settings(request.getfixturevalue("seaweedfs")),
+        "executor": "procrastinate",
+        "shutdown_grace": 1.0,  # a test's worker stops at once
+    }
 
 
 @pytest.fixture
@@ -104,7 +111,12 @@ def settings(
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     app = create_app(settings, registry=test_registry())
     async with app.router.lifespan_context(app):
-        yield app
+        if settings.executor == "procrastinate":
+            async with running_worker(settings, test_registry()) as worker:
+                app.state.test_worker = worker  # whose metrics count the jobs it ran
+                yield app
+        else:
+            yield app
 
 
 @pytest.fixture
@@ -118,5 +130,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def drain(app: FastAPI) -> Callable[[], Any]:
     """Run every submitted job to its end (the executor's burst mode), then return."""
     executor = app.state.services.executor
-    assert isinstance(executor, InProcessExecutor)
-    return executor.drain
+    if isinstance(executor, InProcessExecutor):
+        return executor.drain
+    settings = app.state.services.settings
+    return functools.partial(drain_queue, settings.database_url)

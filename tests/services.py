@@ -76,6 +76,11 @@ def seaweedfs(root: Path) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
             time.sleep(0.2)
+        # The first object makes SeaweedFS allocate its volumes (seconds): pay that here,
+        # not in whichever test happens to write first.
+        warm = httpx.put(f"{endpoint}/{BUCKET}/warm-up", content=b"x", timeout=60)
+        assert warm.status_code == 200, warm.text
+        httpx.delete(f"{endpoint}/{BUCKET}/warm-up", timeout=60)
         yield endpoint
     finally:
         process.terminate()

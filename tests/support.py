@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
 
+from service.jobs.runner import JobRunner
 from service.processors.base import (
     Output,
     ProcessingError,
@@ -295,3 +297,30 @@ class CountingBody:
         for _ in range(self.chunks):
             self.pulled += 1
             yield b"x" * self.size
+
+
+async def eventually(condition: Any, limit: float = 10) -> None:
+    """Wait until `await condition()` is true (bounded: `limit` seconds)."""
+    import anyio
+
+    with anyio.fail_after(limit):
+        while True:
+            if await condition():
+                return
+            await anyio.sleep(0.01)
+
+
+def fail_finishing(monkeypatch: Any, times: int) -> list[str]:
+    """Make the next `times` ends of attempts raise, as a database gone away would; returns
+    the statuses that could not be written."""
+    real = JobRunner._finish
+    refused: list[str] = []
+
+    async def finish(runner: JobRunner, job: Any, status: Any, *args: Any, **kwargs: Any) -> bool:
+        if len(refused) < times:
+            refused.append(status.value)
+            raise OperationalError("UPDATE jobs", {}, Exception("the database went away"))
+        return await real(runner, job, status, *args, **kwargs)
+
+    monkeypatch.setattr(JobRunner, "_finish", finish)
+    return refused

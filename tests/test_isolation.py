@@ -68,9 +68,9 @@ async def test_timeout_terminates_the_child(
 ) -> None:
     pid_file = tmp_path / "pid"
     params = {"seconds": 60, "pid_file": str(pid_file)}
-    job_id = (await submit(client, b"data", "spin", params=params, timeout_seconds=0.5)).json()[
-        "id"
-    ]
+    # 3 s: the clock starts as the child is spawned, and on a loaded machine 0.5 s sometimes
+    # ended the job before the child had written its pid.
+    job_id = (await submit(client, b"data", "spin", params=params, timeout_seconds=3)).json()["id"]
     await drain()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "timeout"

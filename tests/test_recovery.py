@@ -22,6 +22,7 @@ def profile(request: pytest.FixtureRequest) -> str:
 
 
 async def test_running_and_queued_jobs_resume_after_restart(settings: Settings) -> None:
+    settings.executor = "inprocess"  # a restart resumes its jobs; workers: tests/workers
     settings.workers = 1
     content = os.urandom(256 * 1024)
     app = create_app(settings, registry=test_registry())

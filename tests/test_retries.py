@@ -100,6 +100,7 @@ def test_backoff_grows_exponentially_with_jitter_and_cap() -> None:
 async def test_waiting_job_shows_last_error_and_when_it_is_due(
     settings: Settings,
 ) -> None:
+    settings.executor = "inprocess"  # its own retry timers and restarts; workers: tests/workers
     settings.retry_base_delay = settings.retry_max_delay = 60
     app = create_app(settings, registry=test_registry())
     async with app.router.lifespan_context(app):
@@ -131,6 +132,7 @@ async def _leave_as_running(app: Any, client: httpx.AsyncClient, attempts: int) 
 
 
 async def test_job_that_keeps_killing_the_server_ends_crashed(settings: Settings) -> None:
+    settings.executor = "inprocess"  # its own retry timers and restarts; workers: tests/workers
     app = create_app(settings, registry=test_registry())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

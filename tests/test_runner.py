@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import update
 
+from service import worker
+from service.jobs.executors import inprocess
 from service.jobs.model import Job
-from tests.support import stored_files, submit
+from tests.conftest import PROFILES
+from tests.support import fail_finishing, stored_files, submit, wait_for_status
 
 
 async def test_processor_bug_fails_job_without_leftovers(
@@ -58,3 +63,21 @@ async def test_job_reads_its_input_from_storage_when_no_upload_is_handed_over(
     job_id = await _job_from_storage(app, client)
     body = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert body["status"] == "succeeded" and body["attempts"] == 2
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_a_run_whose_end_cannot_be_recorded_runs_again(
+    app: Any, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, profile: str
+) -> None:
+    """The database fails as the attempt ends: neither its outcome nor the runner's fallback
+    (`internal_error`) can be written. The row must not stay `running` until the next start:
+    the job runs again, that attempt counted as interrupted."""
+    monkeypatch.setattr(inprocess, "RUNNER_ERROR_DELAY", 0.05, raising=False)
+    monkeypatch.setattr(worker, "RUNNER_ERROR_DELAY", 0.05)
+    refused = fail_finishing(monkeypatch, times=2)
+    job_id = (await submit(client, b"abc")).json()["id"]
+    done = await wait_for_status(client, job_id, "succeeded", "failed")
+    assert refused == ["succeeded", "failed"]
+    assert done["status"] == "succeeded" and done["attempts"] == 2
+    result = await client.get(f"/v1/jobs/{job_id}/result")
+    assert hashlib.sha256(result.content).hexdigest() == done["result"]["sha256"]

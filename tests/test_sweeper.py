@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import update
 
 from service.jobs.model import Job, utcnow
+from service.jobs.repository import JobRepository
+from service.jobs.states import JobStatus
 from service.jobs.sweeper import Sweeper
 from tests.conftest import PROFILES
-from tests.support import stored, submit
+from tests.support import blob_bytes, stored, submit
 
 
 def sweeper_for(app: Any, *, ttl: float = 3600, grace: float = 600) -> Sweeper:
@@ -135,3 +137,100 @@ async def test_temp_sweep_spares_the_files_of_live_writers(app: Any, profile: st
     assert writer.path.exists()
     await writer.discard()
     assert not writer.path.exists()
+
+
+async def put_blob(app: Any, key: str, content: bytes) -> None:
+    writer = await app.state.services.jobs.storage.create(key)
+    writer.file.write(content)
+    await writer.commit()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_no_grace_spares_the_result_of_an_attempt_finishing_during_the_sweep(
+    app: Any, client: httpx.AsyncClient, drain: Any, profile: str, monkeypatch: Any
+) -> None:
+    """A result is stored a moment before its row names it, and the row may move from
+    `running` to `succeeded` while the sweep asks about it: either way the result stays,
+    whatever the grace. A superseded attempt's result does go."""
+    jobs = app.state.services.jobs
+    job_id = (await submit(client, b"data")).json()["id"]
+    await drain()
+    async with jobs.db.write() as session:  # attempt 2 has stored its result, not yet said so
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=JobStatus.RUNNING, attempts=2, result_key=None, finished_at=None)
+        )
+    await put_blob(app, f"results/{job_id}.2", b"attempt 2's result")
+
+    async def finish(*_: Any) -> None:
+        async with jobs.db.write() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(status=JobStatus.SUCCEEDED, result_key=f"results/{job_id}.2")
+            )
+
+    ask = JobRepository.referenced_keys
+
+    async def finishing_meanwhile(repo: JobRepository, keys: Any) -> set[str]:
+        execute = repo.session.execute
+
+        async def execute_then_finish(*args: Any, **kwargs: Any) -> Any:
+            result = await execute(*args, **kwargs)
+            repo.session.execute = execute  # type: ignore[method-assign]
+            await finish()  # between this statement and any next one
+            return result
+
+        repo.session.execute = execute_then_finish  # type: ignore[method-assign]
+        return await ask(repo, keys)
+
+    monkeypatch.setattr(JobRepository, "referenced_keys", finishing_meanwhile)
+    report = await sweeper_for(app, grace=0).sweep_once()
+    assert report.orphans == 1  # attempt 1's
+    assert await stored(app) == [f"inputs/{job_id}", f"results/{job_id}.2"]
+    assert (await client.get(f"/v1/jobs/{job_id}/result")).content == b"attempt 2's result"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_no_grace_spares_an_input_whose_row_is_being_committed(
+    app: Any, client: httpx.AsyncClient, drain: Any, profile: str
+) -> None:
+    jobs = app.state.services.jobs
+    enqueue = jobs.executor.enqueue
+    reports = []
+
+    async def sweep_then_enqueue(session: Any, job: Any) -> None:
+        # The input is stored, the row not yet committed: the sweep's worst moment.
+        assert await stored(app) == [f"inputs/{job.id}"]
+        reports.append(await sweeper_for(app, grace=0).sweep_once())
+        await enqueue(session, job)
+
+    jobs.executor.enqueue = sweep_then_enqueue
+    response = await submit(client, b"data")
+    jobs.executor.enqueue = enqueue
+    assert response.status_code == 202
+    assert [r.orphans for r in reports] == [0]
+    await drain()
+    job = (await client.get(f"/v1/jobs/{response.json()['id']}")).json()
+    assert job["status"] == "succeeded"
+    assert not jobs.storing
+
+
+async def test_temp_sweep_spares_a_blob_between_staging_and_its_name(
+    app: Any, monkeypatch: Any
+) -> None:
+    """A commit links the temp file into tmp/ and then renames it into place; a sweep with no
+    grace that runs between the two steps must not take it."""
+    storage = app.state.services.jobs.storage
+    link = storage.temp_files.link
+    swept: list[int] = []
+
+    def link_then_sweep(*args: Any) -> None:
+        link(*args)
+        swept.append(storage.temp_files.sweep(0, storage.in_use))
+
+    monkeypatch.setattr(storage.temp_files, "link", link_then_sweep)
+    await put_blob(app, "results/abcdef.1", b"whole")
+    assert swept == [0]
+    assert await blob_bytes(app, "results/abcdef.1") == b"whole"

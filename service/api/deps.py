@@ -12,7 +12,10 @@ from service.auth.links import LinkSigner
 from service.config import Settings
 from service.jobs.executors.base import Executor
 from service.jobs.service import JobService
+from service.jobs.watch import JobWatcher
+from service.metrics import Metrics
 from service.processors.registry import ProcessorRegistry
+from service.readiness import Readiness
 from service.storage.base import PresignsDownloads
 
 
@@ -26,6 +29,9 @@ class Services:
     executor: Executor
     auth: Authenticator
     links: LinkSigner
+    watcher: JobWatcher
+    readiness: Readiness
+    metrics: Metrics
     presigner: PresignsDownloads | None = None  # redirect downloads to the store itself
 
 

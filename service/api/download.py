@@ -45,6 +45,7 @@ INLINE_SAFE = frozenset(
 )
 
 OnComplete = Callable[[], Awaitable[None]]
+OnSent = Callable[[int], None]  # told the size of each chunk of the result sent
 
 
 class BlobResponse(Response):
@@ -60,12 +61,14 @@ class BlobResponse(Response):
         byte_range: ByteRange | None,
         send_body: bool,
         on_complete: OnComplete | None,
+        on_sent: OnSent | None = None,
     ) -> None:
         super().__init__(status_code=status_code, headers=headers)
         self.reader = reader
         self.byte_range = byte_range or ByteRange(0, reader.size - 1)
         self.send_body = send_body
         self.on_complete = on_complete
+        self.on_sent = on_sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -108,6 +111,8 @@ class BlobResponse(Response):
                 await send(
                     {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
                 )
+                if self.on_sent is not None:
+                    self.on_sent(len(chunk))
             # Judge now, before yielding: once the last body message is sent, servers answer
             # receive() with http.disconnect, which would read as the client leaving.
             complete = remaining == 0 and not disconnected.is_set()
@@ -122,6 +127,7 @@ def result_response(
     *,
     inline: bool,
     on_complete: OnComplete | None,
+    on_sent: OnSent | None = None,
 ) -> Response:
     """The response for GET/HEAD of a job's result, honouring If-None-Match, If-Range, Range.
 
@@ -168,6 +174,7 @@ def result_response(
             byte_range=None,
             send_body=not is_head,
             on_complete=None if is_head else on_complete,
+            on_sent=on_sent,
         )
     headers["Content-Length"] = str(byte_range.length)
     headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
@@ -178,4 +185,5 @@ def result_response(
         byte_range=byte_range,
         send_body=not is_head,
         on_complete=None,
+        on_sent=on_sent,
     )

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
 
 from service.api.auth import DOCUMENTED, CallerDep
-from service.api.deps import JobsDep, LinksDep
+from service.api.deps import JobsDep, LinksDep, ServicesDep
 from service.api.problems import VALIDATION, problems
 from service.api.ranges import etag_matches
 from service.api.schemas import JobList, JobOut, ResultLinkOut
@@ -70,6 +70,7 @@ async def submit_job(
     caller: CallerDep,
     jobs: JobsDep,
     links: LinksDep,
+    services: ServicesDep,
     background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="The file to process.")],
     processor: Annotated[str, Form(min_length=1, description="Processor name.")],
@@ -111,6 +112,7 @@ async def submit_job(
         await upload.release()
         raise
     background.add_task(jobs.executor.submit, job.id, upload)
+    services.metrics.uploaded.inc(job.input_size)
     response = _job_response(request, JobOut.of(job, links), status_code=202)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response
@@ -118,9 +120,30 @@ async def submit_job(
 
 @router.get("/{job_id}", response_model=JobOut, responses=_PROBLEMS, summary="Poll a job")
 async def get_job(
-    job_id: str, request: Request, caller: CallerDep, jobs: JobsDep, links: LinksDep
+    job_id: str,
+    request: Request,
+    caller: CallerDep,
+    jobs: JobsDep,
+    links: LinksDep,
+    services: ServicesDep,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=60,
+            description="Long poll: answer as soon as the job's status or progress changes, "
+            "or after this many seconds with the job as it is.",
+        ),
+    ] = None,
 ) -> Response:
-    return _job_response(request, JobOut.of(await jobs.get(job_id, caller.owner_id), links))
+    job = await jobs.get(job_id, caller.owner_id)
+    if (
+        wait
+        and not job.status.is_final
+        and await services.watcher.changed(job.id, job.updated_at, wait)
+    ):
+        job = await jobs.get(job_id, caller.owner_id)  # a 404 if it was deleted meanwhile
+    return _job_response(request, JobOut.of(job, links))
 
 
 @router.get(

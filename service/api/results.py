@@ -82,4 +82,5 @@ async def download_result(
         reader,
         inline=disposition == "inline",
         on_complete=cleanup if job.delete_after_download else None,
+        on_sent=services.metrics.downloaded.inc,
     )

@@ -42,6 +42,8 @@ class Job(Base):
     delete_after_download: Mapped[bool] = mapped_column(default=False)
     # The API key (`api_keys.id`) that created the job; None: anonymous (FILEJOB_AUTH=off).
     owner_id: Mapped[str | None] = mapped_column(String(32))
+    # The job's entry in a shared queue (a procrastinate job id); None for the in-process one.
+    queue_ref: Mapped[int | None] = mapped_column(BigInteger)
 
     # Webhook: POSTed once the job is final. `callback_state`: None (no callback yet or none
     # asked for), pending, delivered or failed (attempts used up).

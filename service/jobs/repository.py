@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.jobs.keys import job_of, result_key
 from service.jobs.model import Job, utcnow
 from service.jobs.states import JobStatus, check_transition, sources_of
 
@@ -22,6 +23,21 @@ def owned_by(owner_id: str | None) -> ColumnElement[bool]:
     return Job.owner_id == owner_id if owner_id is not None else Job.owner_id.is_(None)
 
 
+def _stored_bytes() -> ColumnElement[int]:
+    """Bytes a row's files take in storage (a file counts while its key is set)."""
+    input_bytes = case((Job.input_key.is_not(None), Job.input_size), else_=0)
+    result_bytes = case((Job.result_key.is_not(None), func.coalesce(Job.result_size, 0)), else_=0)
+    return input_bytes + result_bytes
+
+
+def _count_of(*statuses: JobStatus) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((Job.status.in_(statuses), 1), else_=0)), 0)
+
+
+def _sum_of(value: ColumnElement[int]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(value), 0)
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -33,7 +49,9 @@ class JobRepository:
 
     async def get(self, job_id: str) -> Job | None:
         """Any owner's job: for the server's own work (runner, sweeper), never for callers."""
-        return await self.session.scalar(select(Job).where(Job.id == job_id))
+        # populate_existing: a row this session loaded before an UPDATE is read afresh.
+        query = select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+        return await self.session.scalar(query)
 
     async def get_owned(self, job_id: str, owner_id: str | None) -> Job | None:
         """The job if `owner_id` owns it. One query either way, so a job that exists but is
@@ -51,19 +69,30 @@ class JobRepository:
 
     async def usage(self, owner_id: str | None) -> tuple[int, int]:
         """The owner's active (queued or running) jobs and the bytes their stored files take."""
-        input_bytes = case((Job.input_key.is_not(None), Job.input_size), else_=0)
-        result_bytes = case(
-            (Job.result_key.is_not(None), func.coalesce(Job.result_size, 0)), else_=0
-        )
         row = (
             await self.session.execute(
-                select(
-                    func.coalesce(func.sum(case((Job.status.in_(ACTIVE), 1), else_=0)), 0),
-                    func.coalesce(func.sum(input_bytes + result_bytes), 0),
-                ).where(owned_by(owner_id))
+                select(_count_of(*ACTIVE), _sum_of(_stored_bytes())).where(owned_by(owner_id))
             )
         ).one()
         return int(row[0]), int(row[1])
+
+    async def totals(self) -> tuple[int, int, int]:
+        """Every owner's jobs queued, jobs running and stored bytes (for metrics)."""
+        row = (
+            await self.session.execute(
+                select(
+                    _count_of(JobStatus.QUEUED),
+                    _count_of(JobStatus.RUNNING),
+                    _sum_of(_stored_bytes()),
+                )
+            )
+        ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    async def updated_at_of(self, job_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each of these jobs last changed (missing ones are left out)."""
+        rows = await self.session.execute(select(Job.id, Job.updated_at).where(Job.id.in_(job_ids)))
+        return {job_id: updated for job_id, updated in rows.all()}
 
     async def list(
         self,
@@ -129,6 +158,56 @@ class JobRepository:
             progress=0.0,
             next_attempt_at=None,
         )
+
+    async def queued_without_queue_entry(self, limit: int) -> Sequence[Job]:
+        """Queued jobs that no shared queue knows (accepted while the in-process executor was
+        configured), oldest first; locked, skipping rows another transaction holds."""
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.queue_ref.is_(None))
+            .order_by(Job.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def set_queue_ref(self, job_id: str, ref: int) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(queue_ref=ref)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def requeue_interrupted(self, job: Job) -> bool:
+        """A running attempt whose process died (or went silent): back to `queued`, True. One
+        that has used up its attempts that way is a poison input (it killed or hung its process
+        each time) and fails with `crashed` instead, False. Fenced on the attempt."""
+        if job.attempts < job.max_attempts:
+            await self.transition(
+                job.id, JobStatus.QUEUED, expected=[JobStatus.RUNNING], attempt=job.attempts
+            )
+            return True
+        await self.transition(
+            job.id,
+            JobStatus.FAILED,
+            expected=[JobStatus.RUNNING],
+            attempt=job.attempts,
+            error_code="crashed",
+            error_message=(
+                f"The process running this job stopped, {job.attempts} time(s); "
+                "it is not tried again."
+            ),
+        )
+        return False
+
+    async def take_back(self, job_id: str) -> None:
+        """A row its last run left `running` because that run could not record how it ended
+        (the database failed it): treated as an interrupted attempt, like after a crash. Only
+        for a caller that knows no run of the job is still going."""
+        job = await self.get(job_id)
+        if job is not None and job.status is JobStatus.RUNNING:
+            await self.requeue_interrupted(job)
 
     async def set_progress(self, job_id: str, progress: float, attempt: int) -> None:
         """Record `attempt`'s progress while it is the running one (fenced as transitions)."""
@@ -204,16 +283,20 @@ class JobRepository:
         )
 
     async def referenced_keys(self, keys: Iterable[str]) -> set[str]:
-        """The subset of `keys` that some job row still points at."""
+        """The subset of `keys` that a job row points at, or that the job's running attempt
+        is writing: a result is stored a moment before its row names it. One statement per
+        batch, so that a row moving from one to the other meanwhile is seen as either."""
         wanted = list(keys)
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
-            batch = wanted[start : start + 500]
+            batch = set(wanted[start : start + 500])
             rows = await self.session.execute(
-                select(Job.input_key, Job.result_key).where(
-                    or_(Job.input_key.in_(batch), Job.result_key.in_(batch))
+                select(Job.id, Job.status, Job.attempts, Job.input_key, Job.result_key).where(
+                    Job.id.in_({job_id for key in batch if (job_id := job_of(key))})
                 )
             )
-            for input_key, result_key in rows:
-                found.update(k for k in (input_key, result_key) if k in batch)
+            for job_id, status, attempts, *pointed in rows:
+                if status is JobStatus.RUNNING:
+                    pointed.append(result_key(job_id, attempts))
+                found.update(batch.intersection(pointed))
         return found

@@ -18,14 +18,16 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
+from service import logs
 from service.db import Database
 from service.filenames import sanitize_filename
 from service.jobs.isolation import STOP_GRACE, run_isolated
+from service.jobs.keys import result_key
 from service.jobs.model import Job, utcnow
 from service.jobs.output import HashingOutput
 from service.jobs.repository import JobRepository
-from service.jobs.service import result_key
 from service.jobs.states import JobStatus
+from service.metrics import JobMetrics
 from service.processors.base import (
     Cancelled,
     Output,
@@ -46,6 +48,8 @@ from service.storage.base import (
 from service.uploadfile import OwnedUpload
 
 log = logging.getLogger(__name__)
+
+RUNNER_ERROR_DELAY = 5.0  # seconds before a job whose run raised (not the job's fault) runs again
 
 
 @dataclass
@@ -102,6 +106,7 @@ class JobRunner:
         progress_interval: float,
         retry_base_delay: float = 2.0,
         retry_max_delay: float = 300.0,
+        metrics: JobMetrics | None = None,
     ) -> None:
         # Processors that ask for a process of their own get one where the child can be given
         # a path to read (a local blob, or a local copy of a remote one) and a path to fill.
@@ -114,17 +119,32 @@ class JobRunner:
         self.registry = registry
         self.threads = threads
         self.progress_interval = progress_interval
+        self.metrics = metrics
 
-    async def run(self, job_id: str, upload: OwnedUpload | None, control: RunControl) -> None:
+    async def run(
+        self,
+        job_id: str,
+        upload: OwnedUpload | None,
+        control: RunControl,
+        *,
+        take_back: bool = False,
+    ) -> None:
         """Run the job to a final state (or back to `queued` on shutdown). Never raises for
-        a job's own failure; releases `upload` on every path."""
+        a job's own failure; releases `upload` on every path. `take_back`: the last run of
+        this hand-off raised (the database failed it), so a row it left `running` is taken
+        back first, as after a crash."""
+        tagged = logs.job_id.set(job_id)  # the log lines of this run (and its threads)
         try:
             async with self.db.write() as session:
                 repo = JobRepository(session)
+                if take_back:
+                    await repo.take_back(job_id)
                 claimed = await repo.start(job_id)
                 job = await repo.get(job_id) if claimed else None
             if job is None:
                 return  # cancelled or deleted while it waited
+            if self.metrics is not None:
+                self.metrics.started(job)
             try:
                 await self._run_claimed(job, upload, control)
             except Exception as exc:
@@ -132,6 +152,7 @@ class JobRunner:
                 log.exception("job %s: runner error", job_id)
                 await self._finish(job, JobStatus.FAILED, "internal_error", type(exc).__name__)
         finally:
+            logs.job_id.reset(tagged)
             if upload is not None:
                 await upload.release()
 
@@ -400,6 +421,13 @@ class JobRunner:
                 error_message=message,
                 **values,
             )
+        if moved and job.started_at is not None:
+            seconds = (utcnow() - job.started_at).total_seconds()
+            log.info(
+                "job %s: %s after %.3fs (attempt %d)", job.id, status.value, seconds, job.attempts
+            )
+            if self.metrics is not None:
+                self.metrics.ended(job, status, seconds)
         if not moved:
             log.warning(
                 "job %s: attempt %d was no longer current when it ended as %s",

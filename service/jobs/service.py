@@ -20,6 +20,7 @@ from service.errors import (
 )
 from service.jobs.admission import Admission, JobRequest, within_quota
 from service.jobs.executors.base import Executor
+from service.jobs.keys import input_key
 from service.jobs.model import Job, utcnow
 from service.jobs.repository import JobRepository
 from service.jobs.states import JobStatus
@@ -32,16 +33,11 @@ log = logging.getLogger(__name__)
 
 
 def new_job_id() -> str:
-    return secrets.token_urlsafe(16)  # 128 random bits, URL-safe, 22 characters
-
-
-def input_key(job_id: str) -> str:
-    return f"inputs/{job_id}"
-
-
-def result_key(job_id: str, attempt: int) -> str:
-    """Each attempt writes its own result, so a stale attempt cannot replace a newer one's."""
-    return f"results/{job_id}.{attempt}"
+    """128 random bits, URL-safe, 22 characters; never starting with "-", which command
+    lines would take for an option."""
+    while (job_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return job_id
 
 
 def encode_cursor(seq: int) -> str:
@@ -72,6 +68,8 @@ class JobService:
         self.admission = admission
         self.max_attempts = max_attempts
         self.max_job_seconds = max_job_seconds
+        # Inputs stored but whose rows may not be committed yet, for the orphan sweep.
+        self.storing: set[str] = set()
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -82,15 +80,7 @@ class JobService:
         )
         callback_url = self.admission.callback(request.callback_url, caller)
         size, sha256, filename, content_type = await self.admission.input(upload, processor)
-        job_id = new_job_id()
-        key = input_key(job_id)
-        try:
-            await store_file(self.storage, upload.file, key)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage("No space left to store the upload.") from exc
-            raise
-        now = utcnow()
+        job_id, now = new_job_id(), utcnow()
         job = Job(
             id=job_id,
             status=JobStatus.QUEUED,
@@ -105,12 +95,30 @@ class JobService:
             callback_url=callback_url,
             created_at=now,
             updated_at=now,
-            input_key=key,
+            input_key=input_key(job_id),
             input_filename=filename,
             input_content_type=content_type,
             input_size=size,
             input_sha256=sha256,
         )
+        self.storing.add(input_key(job_id))
+        try:
+            await self._store_and_add(job, upload, caller)
+        finally:
+            self.storing.discard(input_key(job_id))
+        await upload.seek(0)
+        return job
+
+    async def _store_and_add(self, job: Job, upload: OwnedUpload, caller: Principal) -> None:
+        """The input first, then the row (with its queue entry); the input goes if the row
+        cannot be committed, so a failure leaves nothing behind."""
+        key, size = input_key(job.id), job.input_size
+        try:
+            await store_file(self.storage, upload.file, key)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage("No space left to store the upload.") from exc
+            raise
         try:
             async with self.db.write() as session:
                 repo = JobRepository(session)
@@ -118,12 +126,11 @@ class JobService:
                     # Locked, in the write transaction: concurrent uploads cannot both squeeze in.
                     await repo.lock_owner(caller.owner_id)
                     within_quota(caller, *await repo.usage(caller.owner_id), size)
+                await self.executor.enqueue(session, job)  # same transaction: both or neither
                 await repo.add(job)
         except BaseException:
             await self.storage.delete(key)
             raise
-        await upload.seek(0)
-        return job
 
     # -- read -------------------------------------------------------------------------------
 
@@ -280,20 +287,8 @@ class JobService:
         async with self.db.write() as session:
             repo = JobRepository(session)
             for job in await repo.unfinished():
-                if job.status is JobStatus.RUNNING:
-                    if job.attempts >= job.max_attempts:
-                        await repo.transition(
-                            job.id,
-                            JobStatus.FAILED,
-                            expected=[JobStatus.RUNNING],
-                            error_code="crashed",
-                            error_message=(
-                                f"The server stopped while running this job, {job.attempts} "
-                                "time(s); it is not tried again."
-                            ),
-                        )
-                        continue
-                    await repo.transition(job.id, JobStatus.QUEUED, expected=[JobStatus.RUNNING])
+                if job.status is JobStatus.RUNNING and not await repo.requeue_interrupted(job):
+                    continue
                 due = job.next_attempt_at
                 resumed.append((job.id, (due - now).total_seconds() if due else 0.0))
         for job_id, delay in resumed:

@@ -54,10 +54,13 @@ class Sweeper:
         """Re-submit queued jobs the executor does not know: their hand-off was lost (the
         upload's response failed before its background task ran). Young ones are left alone,
         as their hand-off may still be on its way."""
+        executor = self.jobs.executor
+        if not executor.runs_jobs_here:
+            return 0  # a shared queue: every row has its entry, and workers rescue each other
         cutoff = utcnow() - timedelta(seconds=STRANDED_AFTER)
         async with self.jobs.db.read() as session:
             queued = await JobRepository(session).queued_since(cutoff)
-        executor, now, rescued = self.jobs.executor, utcnow(), 0
+        now, rescued = utcnow(), 0
         for job in queued:
             if executor.knows(job.id):
                 continue
@@ -85,10 +88,14 @@ class Sweeper:
         candidates = [b for b in await self.jobs.storage.list() if b.modified < cutoff]
         if not candidates:
             return 0
+        # An input is stored before its row commits. A key still being submitted when the
+        # query starts is spared; one whose row committed before that, the query sees.
+        # (Other servers' submissions are protected by the grace alone.)
+        storing = set(self.jobs.storing)
         async with self.jobs.db.read() as session:
             referenced = await JobRepository(session).referenced_keys(b.key for b in candidates)
         removed = 0
         for blob in candidates:
-            if blob.key not in referenced:
+            if blob.key not in referenced and blob.key not in storing:
                 removed += await self.jobs.storage.delete(blob.key)
         return removed

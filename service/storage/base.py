@@ -75,6 +75,10 @@ class Storage(Protocol):
         """Remove abandoned temporary files older than `older_than` seconds; returns the count."""
         ...
 
+    def free_bytes(self) -> int:
+        """Bytes free where uploads land first (for admission control and readiness)."""
+        ...
+
 
 class NamedBlobWriter(BlobWriter, Protocol):
     """A writer whose temp file has a path, so that another process can fill it."""

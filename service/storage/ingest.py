@@ -23,7 +23,7 @@ async def store_file(storage: Storage, file: BinaryIO, key: str) -> bool:
         return False
     writer = await storage.create(key)
     try:
-        await anyio.to_thread.run_sync(_copy, file, writer.file)
+        await anyio.to_thread.run_sync(copy_file, file, writer.file)
     except BaseException:
         await writer.discard()
         raise
@@ -31,10 +31,12 @@ async def store_file(storage: Storage, file: BinaryIO, key: str) -> bool:
     return False
 
 
-def _copy(source: BinaryIO, target: BinaryIO) -> None:
+def copy_file(source: BinaryIO, target: BinaryIO) -> None:
+    """All of `source`, from its start, into `target` (flushed), a chunk at a time."""
     source.seek(0)
     while chunk := source.read(CHUNK):
         target.write(chunk)
+    target.flush()
 
 
 async def digest_of(file: BinaryIO) -> tuple[int, str]:

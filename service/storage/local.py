@@ -189,9 +189,13 @@ class LocalStorage:
         # Stage in tmp/ (same filesystem): a crash between the two steps leaves only a temp
         # file that the sweep removes, never a stray name among the blobs.
         staged = self.tmp_dir / f"{target.name}.{os.getpid()}.{time.monotonic_ns()}.staged"
-        self.temp_files.link(file, named, staged)
-        # linkat cannot replace an existing name; rename can, atomically.
-        os.replace(staged, target)
+        self.in_use.add(staged)  # a temp sweep in between must leave it
+        try:
+            self.temp_files.link(file, named, staged)
+            # linkat cannot replace an existing name; rename can, atomically.
+            os.replace(staged, target)
+        finally:
+            self.in_use.discard(staged)
         if self.fsync:
             dir_fd = os.open(target.parent, os.O_RDONLY)
             try:

@@ -24,18 +24,12 @@ import obstore
 from obstore.store import S3Store
 
 from service.storage.base import BlobInfo, BlobNotFound
+from service.storage.ingest import copy_file
 from service.storage.spool import UploadSpool
 from service.storage.tmpfiles import TempFiles
 
 PART_SIZE = 8 * 1024 * 1024
 READ_BUFFER = 1024 * 1024
-
-
-def _copy_into(source: BinaryIO, target: BinaryIO) -> None:
-    source.seek(0)
-    while chunk := source.read(READ_BUFFER):
-        target.write(chunk)
-    target.flush()
 
 
 class _RangeFile(io.RawIOBase):
@@ -169,7 +163,7 @@ class S3Storage:
         file, path = self.temp_files.open_named()
         self.in_use.add(path)
         try:
-            await anyio.to_thread.run_sync(_copy_into, source, file)
+            await anyio.to_thread.run_sync(copy_file, source, file)
             yield path
         finally:
             file.close()

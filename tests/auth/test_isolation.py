@@ -20,6 +20,8 @@ MISSING = "AAAAAAAAAAAAAAAAAAAAAA"  # the shape of a job id, but no job has it
 # Every endpoint that names a job: (method, path template).
 JOB_ENDPOINTS = [
     ("GET", "/v1/jobs/{id}"),
+    ("GET", "/v1/jobs/{id}?wait=1"),
+    ("GET", "/v1/jobs/{id}/events"),
     ("GET", "/v1/jobs/{id}/result"),
     ("HEAD", "/v1/jobs/{id}/result"),
     ("GET", "/v1/jobs/{id}/result-link"),
@@ -42,7 +44,7 @@ def _shape(response: httpx.Response, job_id: str) -> tuple[int, dict[str, str], 
     headers = {
         k: v.replace(job_id, "<id>")
         for k, v in response.headers.items()
-        if k not in ("date", "content-length")
+        if k not in ("date", "content-length", "x-request-id")  # x-request-id: new per request
     }
     return response.status_code, headers, response.content.replace(job_id.encode(), b"<id>")
 

@@ -202,8 +202,9 @@ def test_sigkill_at_three_moments_loses_nothing(tmp_path: Path) -> None:
             job = final[job_id]
             assert job["input"]["sha256"] == hashlib.sha256(data).hexdigest()
             assert job["result"]["sha256"] == reference_sha256(registry, name, params, data), job
-            downloaded = httpx.get(f"{url}{job['result']['url']}", timeout=60).content
-            assert hashlib.sha256(downloaded).hexdigest() == job["result"]["sha256"]
+            downloaded = httpx.get(f"{url}{job['result']['url']}", timeout=60)
+            assert downloaded.status_code == 200, downloaded.text
+            assert hashlib.sha256(downloaded.content).hexdigest() == job["result"]["sha256"]
         assert all(j["status"] == "succeeded" for j in final.values())  # nothing stuck
         # The kills really interrupted work: such jobs ran again after the restart. (A small
         # job seen running in round 2 may have finished just before the kill, hence `any`.)

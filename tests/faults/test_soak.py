@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 import zstandard
 from PIL import Image
 
@@ -103,6 +104,7 @@ def round_of_uploads(url: str, count: int, seed: int, statuses: list[int]) -> di
     return accepted
 
 
+@pytest.mark.timeout(300)  # two rounds of 300 uploads under 100 pollers: ~100 s on 2 cores
 def test_soak_no_5xx_every_job_correct_and_resources_return(tmp_path: Path) -> None:
     process, url = start_server(tmp_path / "data", tmp_path / "server.log", FILEJOB_WORKERS="2")
     server = psutil.Process(process.pid)

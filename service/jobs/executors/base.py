@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.jobs.model import Job
 from service.uploadfile import OwnedUpload
 
 
 class Executor(Protocol):
+    # True: jobs run in this process, which resumes what a previous one left unfinished and
+    # rescues lost hand-offs. False: a shared queue's workers run them, and rescue each other.
+    runs_jobs_here: bool
+
     async def start(self) -> None:
         """Begin taking jobs (called in the app's lifespan)."""
+        ...
+
+    async def enqueue(self, session: AsyncSession, job: Job) -> None:
+        """Called in the transaction that inserts the job's row, before the insert: a queue
+        kept in the same database records the job here (both commit, or neither does)."""
         ...
 
     async def submit(
@@ -25,9 +37,17 @@ class Executor(Protocol):
         running here."""
         ...
 
+    def running(self) -> bool:
+        """Whether it takes jobs now (for readiness)."""
+        ...
+
     def knows(self, job_id: str) -> bool:
         """Whether the job is waiting, due for a retry or running here (a queued job nobody
         knows lost its hand-off and is re-submitted by the sweeper)."""
+        ...
+
+    async def drain_running(self, grace: float) -> None:
+        """Start no more jobs here; wait up to `grace` seconds for the running ones."""
         ...
 
     async def shutdown(self) -> None:

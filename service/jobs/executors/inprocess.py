@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import logging
 
-from service.jobs.runner import JobRunner, RunControl
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.jobs.model import Job
+from service.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
 from service.uploadfile import OwnedUpload
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,8 @@ _Item = tuple[str, OwnedUpload | None]
 
 
 class InProcessExecutor:
+    runs_jobs_here = True
+
     def __init__(self, runner: JobRunner, workers: int, *, stop_timeout: float = 10.0) -> None:
         self.runner = runner
         self.workers = workers
@@ -29,6 +34,7 @@ class InProcessExecutor:
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}  # jobs waiting for a retry
         self._waiting: dict[str, int] = {}  # job id -> times it is in the queue
+        self._broken: set[str] = set()  # jobs whose last run raised (see `_work`)
         self._closed = False
         self._paused = False
 
@@ -37,6 +43,10 @@ class InProcessExecutor:
             asyncio.create_task(self._work(), name=f"filejob-worker-{n}")
             for n in range(self.workers)
         ]
+
+    async def enqueue(self, session: AsyncSession, job: Job) -> None:
+        """Nothing to record: the queue is in memory, filled by `submit` after the commit
+        (and, after a crash, by `JobService.resume_unfinished`)."""
 
     async def submit(
         self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
@@ -62,6 +72,9 @@ class InProcessExecutor:
         self._timers.pop(job_id, None)
         if not self._closed:
             self._enqueue(job_id, None)
+
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._closed and not any(t.done() for t in self._tasks)
 
     def knows(self, job_id: str) -> bool:
         return job_id in self._waiting or job_id in self._timers or job_id in self._running
@@ -135,15 +148,21 @@ class InProcessExecutor:
                 self._queue.task_done()
                 continue
             control = RunControl()
+            take_back = job_id in self._broken and job_id not in self._running
             self._running[job_id] = control
             try:
-                await self.runner.run(job_id, upload, control)
+                await self.runner.run(job_id, upload, control, take_back=take_back)
+                self._broken.discard(job_id)
                 if control.retry_in is not None:
                     await self.submit(job_id, delay=control.retry_in)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("job %s: runner failed", job_id)
+                # Not the job's failure (the runner settles those) but ours, e.g. the database
+                # failed: run it again rather than leave it `running` until the next start.
+                log.exception("job %s: runner error; it runs again", job_id)
+                self._broken.add(job_id)
+                await self.submit(job_id, delay=RUNNER_ERROR_DELAY)
             finally:
                 self._running.pop(job_id, None)
                 control.done.set()
