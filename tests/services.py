@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -44,9 +44,21 @@ def postgres_database(template: str | None = None) -> Iterator[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 now (all held open while choosing, so the
+    kernel cannot hand out one twice). Another process may still take one before its user
+    binds it: callers that start servers retry on a bind failure."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+SEAWEEDFS_ATTEMPTS = 3
 
 
 @contextmanager
@@ -54,41 +66,65 @@ def seaweedfs(root: Path) -> Iterator[str]:
     """A real SeaweedFS (master, volume, filer and S3 gateway in one `weed server`) on free
     127.0.0.1 ports, its data under `root`, with the bucket BUCKET; stopped by its PID.
     Yields the S3 endpoint URL."""
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    grpc = {name: free_port() for name in ports}
+    for attempt in range(1, SEAWEEDFS_ATTEMPTS + 1):
+        # A port chosen free can be taken before weed binds it (weed then exits): start
+        # again on new ports rather than fail every S3 test of the session.
+        process, endpoint = _start_seaweedfs(root / f"run{attempt}")
+        try:
+            if _seaweedfs_ready(process, endpoint, root / f"run{attempt}" / "weed.log"):
+                yield endpoint
+                return
+        finally:
+            _stop(process)
+    raise AssertionError(f"SeaweedFS did not start in {SEAWEEDFS_ATTEMPTS} attempts")
+
+
+def _start_seaweedfs(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    root.mkdir(parents=True)
+    names = ("master", "volume", "filer", "s3")
+    chosen = iter(free_ports(2 * len(names)))
     argv = [str(Path(sys.executable).with_name("weed")), "server", f"-dir={root}"]
     argv += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3", "-volume.max=20"]
     argv += ["-master.volumeSizeLimitMB=64", "-s3.port.iceberg=0", "-s3.port.lance=0"]
     argv += ["-iam=false"]
-    for name in ports:
-        argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    ports = {}
+    for name in names:
+        ports[name] = next(chosen)
+        argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={next(chosen)}"]
     with (root / "weed.log").open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (root / "weed.log").read_text()[-2000:]
-            try:
-                if httpx.put(f"{endpoint}/{BUCKET}", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
-            time.sleep(0.2)
-        # The first object makes SeaweedFS allocate its volumes (seconds): pay that here,
-        # not in whichever test happens to write first.
-        warm = httpx.put(f"{endpoint}/{BUCKET}/warm-up", content=b"x", timeout=60)
-        assert warm.status_code == 200, warm.text
-        httpx.delete(f"{endpoint}/{BUCKET}/warm-up", timeout=60)
-        yield endpoint
-    finally:
-        process.terminate()
+    return process, f"http://127.0.0.1:{ports['s3']}"
+
+
+def _seaweedfs_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path) -> bool:
+    """Wait until the bucket exists and volumes are allocated; False if weed exited."""
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            print(f"SeaweedFS exited while starting:\n{log.read_text()[-2000:]}")
+            return False
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if httpx.put(f"{endpoint}/{BUCKET}", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
+        time.sleep(0.2)
+    # The first object makes SeaweedFS allocate its volumes (seconds): pay that here,
+    # not in whichever test happens to write first.
+    warm = httpx.put(f"{endpoint}/{BUCKET}/warm-up", content=b"x", timeout=60)
+    assert warm.status_code == 200, warm.text
+    httpx.delete(f"{endpoint}/{BUCKET}/warm-up", timeout=60)
+    return True
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def s3_settings(endpoint: str) -> dict[str, str]:

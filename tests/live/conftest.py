@@ -52,8 +52,14 @@ def test_processors_on_path(root: Path) -> str:
 test_processors_on_path.__test__ = False  # type: ignore[attr-defined]
 
 
+BIND_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The chosen port was taken by another process before the server bound it."""
+
+
 def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     environment = {
         **os.environ,
         "FILEJOB_DATA_DIR": str(data_dir),
@@ -64,6 +70,17 @@ def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Pope
         **env,
     }
     subprocess.run([FILEJOB, "db", "upgrade"], env=environment, check=True, capture_output=True)
+    for _ in range(BIND_ATTEMPTS - 1):
+        try:
+            return _serve(environment, log)
+        except PortTaken:
+            continue  # a port free when chosen can be taken before uvicorn binds it
+    return _serve(environment, log)
+
+
+def _serve(environment: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    logged = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         process = subprocess.Popen(
             [FILEJOB, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -75,7 +92,10 @@ def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Pope
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
+            output = log.read_bytes()[logged:].decode(errors="replace")
+            if "address already in use" in output:
+                raise PortTaken(output)
+            raise RuntimeError(f"server exited: {output}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return process, url
