@@ -135,6 +135,10 @@ class QueueWorker:
                         name=self.name,
                         concurrency=self.concurrency,
                         listen_notify=True,
+                        # A notification wakes the worker for a new entry, but nothing wakes
+                        # it when a retry's scheduled time comes: polling every second (not
+                        # procrastinate's 5 s) starts a retry within 1 s of its backoff.
+                        fetch_job_polling_interval=1.0,
                         abort_job_polling_interval=1.0,
                         shutdown_graceful_timeout=settings.shutdown_grace,
                         update_heartbeat_interval=self.liveness.heartbeat,

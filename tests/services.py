@@ -121,7 +121,7 @@ def _seaweedfs_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path)
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=5)  # weed can take 20 s to stop; its data is throwaway
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
