@@ -22,7 +22,9 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check service tests bench migrations docs
 	$(BIN)/ruff format --check service tests bench migrations docs
-	$(BIN)/python -m pytest -q
+	# Two processes: most tests wait on servers, databases and subprocesses rather than compute,
+	# so two overlap well (measured on 2 cores: 706 s in one, 508 s in two, 530 s in four).
+	$(BIN)/python -m pytest -q -n 2
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix service tests bench migrations docs
