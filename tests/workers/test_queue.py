@@ -230,6 +230,14 @@ async def test_long_ended_queue_entries_are_deleted_and_their_jobs_stay(
     new = (await submit(client, b"new", "checksum")).json()["id"]
     for job_id in (old, new):
         await wait_for_status(client, job_id, "succeeded")
+
+    async def entries_ended() -> bool:
+        # The row says `succeeded` a moment before procrastinate records its entry's end (an
+        # event that a backdating done before it would miss).
+        ended = [await queue_entries(app, job_id) for job_id in (old, new)]
+        return all(status == "succeeded" for [(_, status)] in ended)
+
+    await eventually(entries_ended)
     [(entry, _)] = await queue_entries(app, old)
     async with app.state.services.jobs.db.write() as session:  # it ended two days ago
         await session.execute(
