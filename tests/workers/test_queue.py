@@ -70,7 +70,11 @@ async def test_cancel_reaches_the_worker_and_stops_the_processor(
     # The worker stopped it (within the executor's 5 s, or the API would have settled the row
     # itself and the entry would still be `doing`).
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "cancelled"
-    assert [status for _, status in await queue_entries(app, job_id)] == ["aborted"]
+
+    async def aborted() -> bool:  # procrastinate records it just after the row is settled
+        return [status for _, status in await queue_entries(app, job_id)] == ["aborted"]
+
+    await eventually(aborted)
 
 
 async def test_cancel_kills_a_child_process_processor(
