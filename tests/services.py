@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 from service.migrations import upgrade
@@ -56,6 +57,16 @@ def free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the listening socket of `port` (a server answering on a
+    port chosen free may be another process that took it first)."""
+    try:
+        sockets = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets)
 
 
 SEAWEEDFS_ATTEMPTS = 3
@@ -104,10 +115,12 @@ def _seaweedfs_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path)
             print(f"SeaweedFS exited while starting:\n{log.read_text()[-2000:]}")
             return False
         try:
-            if httpx.put(f"{endpoint}/{BUCKET}", timeout=2).status_code == 200:
-                break
+            created = httpx.put(f"{endpoint}/{BUCKET}", timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
+            created = False
+        # Another process that took the S3 port first would answer too.
+        if created and listens_on(process.pid, int(endpoint.rsplit(":", 1)[1])):
+            break
         assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
         time.sleep(0.2)
     # The first object makes SeaweedFS allocate its volumes (seconds): pay that here,

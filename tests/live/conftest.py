@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import free_port
+from tests.services import free_port, listens_on
 
 FILEJOB = str(Path(sys.executable).with_name("filejob"))
 
@@ -97,10 +97,14 @@ def _serve(environment: dict[str, str], log: Path) -> tuple[subprocess.Popen[byt
                 raise PortTaken(output)
             raise RuntimeError(f"server exited: {output}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
+            # Another process that took the port first would answer too: the server is up
+            # when it answers and the port is its own.
+            answered = httpx.get(f"{url}/healthz", timeout=1).status_code == 200
         except httpx.TransportError:
-            time.sleep(0.05)
+            answered = False
+        if answered and listens_on(process.pid, port):
+            return process, url
+        time.sleep(0.05)
     stop_server(process)
     raise RuntimeError("server did not start in 30 s")
 
