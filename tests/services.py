@@ -80,17 +80,18 @@ def seaweedfs(root: Path) -> Iterator[str]:
     for attempt in range(1, SEAWEEDFS_ATTEMPTS + 1):
         # A port chosen free can be taken before weed binds it (weed then exits): start
         # again on new ports rather than fail every S3 test of the session.
-        process, endpoint = _start_seaweedfs(root / f"run{attempt}")
+        process, s3_port = _start_seaweedfs(root / f"run{attempt}")
         try:
-            if _seaweedfs_ready(process, endpoint, root / f"run{attempt}" / "weed.log"):
-                yield endpoint
+            if _seaweedfs_ready(process, s3_port, root / f"run{attempt}" / "weed.log"):
+                yield f"http://127.0.0.1:{s3_port}"
                 return
         finally:
             _stop(process)
     raise AssertionError(f"SeaweedFS did not start in {SEAWEEDFS_ATTEMPTS} attempts")
 
 
-def _start_seaweedfs(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_seaweedfs(root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """weed, started on free ports; with its S3 port."""
     root.mkdir(parents=True)
     names = ("master", "volume", "filer", "s3")
     chosen = iter(free_ports(2 * len(names)))
@@ -98,17 +99,17 @@ def _start_seaweedfs(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     argv += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3", "-volume.max=20"]
     argv += ["-master.volumeSizeLimitMB=64", "-s3.port.iceberg=0", "-s3.port.lance=0"]
     argv += ["-iam=false"]
-    ports = {}
-    for name in names:
-        ports[name] = next(chosen)
-        argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={next(chosen)}"]
+    ports = {name: (next(chosen), next(chosen)) for name in names}  # (HTTP, gRPC)
+    for name, (port, grpc) in ports.items():
+        argv += [f"-{name}.port={port}", f"-{name}.port.grpc={grpc}"]
     with (root / "weed.log").open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    return process, f"http://127.0.0.1:{ports['s3']}"
+    return process, ports["s3"][0]
 
 
-def _seaweedfs_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path) -> bool:
+def _seaweedfs_ready(process: subprocess.Popen[bytes], s3_port: int, log: Path) -> bool:
     """Wait until the bucket exists and volumes are allocated; False if weed exited."""
+    endpoint = f"http://127.0.0.1:{s3_port}"
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
@@ -119,7 +120,7 @@ def _seaweedfs_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path)
         except httpx.TransportError:
             created = False
         # Another process that took the S3 port first would answer too.
-        if created and listens_on(process.pid, int(endpoint.rsplit(":", 1)[1])):
+        if created and listens_on(process.pid, s3_port):
             break
         assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
         time.sleep(0.2)
