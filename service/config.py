@@ -61,6 +61,17 @@ class Settings(BaseSettings):
         description="Answer result downloads with a 307 to a presigned S3 URL (S3 storage "
         "only; jobs with delete_after_download are still streamed).",
     )
+    s3_public_endpoint: str = Field(
+        "",
+        description="Endpoint URL put into presigned download links, when clients reach the "
+        "store at another address than this server does (default: FILEJOB_S3_ENDPOINT).",
+    )
+    s3_presign_ttl: int = Field(
+        300,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Seconds a presigned download URL stays valid (S3 allows at most 7 days).",
+    )
     db_busy_timeout: float = Field(
         10.0,
         gt=0,
@@ -180,6 +191,33 @@ class Settings(BaseSettings):
     )
     body_timeout: float = Field(
         60.0, gt=0, description="Seconds an upload may go without sending a byte before 408."
+    )
+    body_deadline: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds a whole upload body may take, however steadily it arrives, "
+        "before 408.",
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers (from its "
+        "first byte, or from the connection's opening) before 408 and the connection closes.",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * MiB,
+        description="Most bytes of a request's line and headers (trailers included) before 431.",
+    )
+    max_headers: int = Field(
+        100, ge=8, le=10_000, description="Most header fields in a request before 431."
+    )
+    rate_limit_storage: str = Field(
+        "",
+        description="Where per-key request counts live, as a `limits` storage URI shared by "
+        "every API server (e.g. redis://127.0.0.1:6379/0); empty: each process counts in its "
+        "own memory, so N servers allow N times the limit.",
     )
     webhook_allow_private: bool = Field(
         False, description="Allow callbacks to loopback, private and link-local addresses."
