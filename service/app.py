@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 
 from service import web
@@ -24,10 +24,12 @@ from service.auth.ratelimit import RateLimiter
 from service.auth.service import KeyDefaults, KeyService
 from service.config import Settings
 from service.db import Database, conninfo
+from service.deployment import check_executor, link_secret
 from service.errors import install_error_handlers
 from service.jobs.admission import Admission, CallbackRules
 from service.jobs.executors.base import Executor
 from service.jobs.executors.inprocess import InProcessExecutor
+from service.jobs.executors.ownership import AdvisoryLock, DataDirLock, ExecutorLock
 from service.jobs.executors.procrastinate import ProcrastinateExecutor
 from service.jobs.runner import JobRunner
 from service.jobs.service import JobService
@@ -130,12 +132,18 @@ def key_defaults(settings: Settings) -> KeyDefaults:
     )
 
 
-def link_signer(settings: Settings) -> LinkSigner:
-    keys = settings.secret_keys
-    if not keys:  # only with auth off (Settings refuses otherwise): links last one process
-        log.warning("FILEJOB_SECRET_KEY is not set: signed result links end with this process")
-        keys = [secrets.token_bytes(32)]
+async def link_signer(settings: Settings, db: Database) -> LinkSigner:
+    """Signs with FILEJOB_SECRET_KEY, or else with the deployment's own secret, generated
+    once and kept in the database: every server and every restart verifies every link."""
+    keys = settings.secret_keys or [await link_secret(db)]
     return LinkSigner(keys, settings.result_link_ttl, settings.max_result_link_ttl)
+
+
+def executor_lock(settings: Settings) -> ExecutorLock:
+    """The lock an in-process executor holds (one per database, see `ownership`)."""
+    if settings.uses_postgres:
+        return AdvisoryLock(conninfo(settings.database_url))
+    return DataDirLock(settings.data_dir)
 
 
 def webhook_policy(settings: Settings) -> WebhookPolicy:
@@ -159,7 +167,12 @@ def create_app(
         db = Database(
             settings.database_url, durable=settings.fsync, busy_timeout=settings.db_busy_timeout
         )
-        await ensure_schema_current(db)
+        try:
+            await ensure_schema_current(db)
+            await check_executor(db, settings.executor)
+        except BaseException:
+            await db.dispose()
+            raise
         await db.warm()
         storage = storage_for(settings)
         available = registry if registry is not None else ProcessorRegistry.discover()
@@ -175,7 +188,7 @@ def create_app(
             max_attempts=settings.max_attempts,
             max_job_seconds=settings.max_job_seconds,
         )
-        links = link_signer(settings)
+        links = await link_signer(settings, db)
         webhooks = WebhookDispatcher(
             db,
             lambda job: JobOut.of(job, links).model_dump_json().encode(),
@@ -201,6 +214,14 @@ def create_app(
         sweeper = Sweeper(
             job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
         )
+        lock = executor_lock(settings) if executor.runs_jobs_here else None
+        if lock is not None:  # one such server per database, or jobs would run twice
+            try:
+                await anyio.to_thread.run_sync(lock.acquire)
+            except BaseException:
+                await webhooks.close()
+                await db.dispose()
+                raise
         await executor.start()
         if executor.runs_jobs_here:  # else the workers rescue each other's jobs
             await job_service.resume_unfinished()
@@ -225,6 +246,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await executor.shutdown()
+            if lock is not None:
+                lock.release()
             await webhooks.close()
             await db.dispose()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
@@ -68,7 +68,6 @@ def worker(
     ),
 ) -> None:
     """Run jobs from the shared queue (FILEJOB_EXECUTOR=procrastinate) until SIGTERM/SIGINT."""
-    from service.migrations import SchemaOutOfDate
     from service.processors.registry import ProcessorRegistry
     from service.worker import QueueWorker
 
@@ -87,11 +86,7 @@ def worker(
         concurrency=concurrency or settings.workers,
         metrics_port=metrics_port,
     )
-    try:
-        asyncio.run(queue_worker.run())
-    except SchemaOutOfDate as exc:
-        typer.echo(f"filejob: {exc}", err=True)
-        raise typer.Exit(2) from None
+    _run_refusable(queue_worker.run())
 
 
 @db_app.command("upgrade")
@@ -103,6 +98,34 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}: {settings.database_url}")
+    if revision == "head":
+        previous = _run_refusable(_record_executor(settings))
+        now = f"jobs run by FILEJOB_EXECUTOR={settings.executor}"
+        typer.echo(f"{now} (was {previous})" if previous else now)
+
+
+async def _record_executor(settings: Settings) -> str | None:
+    from service.db import Database
+    from service.deployment import record_executor
+
+    db = Database(settings.database_url, durable=settings.fsync)
+    try:
+        return await record_executor(db, settings.executor)
+    finally:
+        await db.dispose()
+
+
+def _run_refusable(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; a refusal to start (stale schema, settings the deployment contradicts)
+    is one line on stderr and exit code 2, not a traceback."""
+    from service.deployment import DeploymentMismatch
+    from service.migrations import SchemaOutOfDate
+
+    try:
+        return asyncio.run(work)
+    except (SchemaOutOfDate, DeploymentMismatch) as exc:
+        typer.echo(f"filejob: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _with_keys(work: Callable[[Any], Awaitable[T]]) -> T:
@@ -110,7 +133,7 @@ def _with_keys(work: Callable[[Any], Awaitable[T]]) -> T:
     from service.app import key_defaults
     from service.auth.service import KeyService
     from service.db import Database
-    from service.migrations import SchemaOutOfDate, ensure_schema_current
+    from service.migrations import ensure_schema_current
 
     settings = load_settings()
 
@@ -122,11 +145,7 @@ def _with_keys(work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await db.dispose()
 
-    try:
-        return asyncio.run(run())
-    except SchemaOutOfDate as exc:
-        typer.echo(f"filejob: {exc}", err=True)
-        raise typer.Exit(2) from None
+    return _run_refusable(run())
 
 
 @keys_app.command("create")

@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         SecretStr(""),
         description="Signs result links; comma-separated for rotation (the first signs, all "
-        "verify). At least 32 characters each; required when auth is required.",
+        "verify). At least 32 characters each. Unset: a secret generated once and kept in the "
+        "database, shared by every process.",
     )
     result_link_ttl: int = Field(
         3600, ge=60, description="Seconds a job's signed `result.url` stays valid."
@@ -289,9 +290,4 @@ class Settings(BaseSettings):
                     f"{MIN_SECRET_LENGTH} characters; generate one with "
                     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
-        if self.auth == "required" and not self.secret_keys:
-            raise ValueError(
-                "FILEJOB_AUTH=required needs FILEJOB_SECRET_KEY (it signs result links); "
-                "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-            )
         return self

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from service.app import job_runner, storage_for
 from service.config import Settings
 from service.db import Database, conninfo
+from service.deployment import check_executor
 from service.jobs.executors.procrastinate import QUEUE, TASK, defer, retire_stalled
 from service.jobs.repository import JobRepository
 from service.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
@@ -111,6 +112,7 @@ class QueueWorker:
         stack = contextlib.ExitStack()
         try:
             await ensure_schema_current(db)
+            await check_executor(db, settings.executor)
             runner = job_runner(
                 settings,
                 db,

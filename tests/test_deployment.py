@@ -1,0 +1,123 @@
+"""What every process of a deployment must agree on: how jobs run (one in-process executor per
+database, never mixed with workers) and one link-signing secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio.to_thread
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.db import conninfo
+from service.deployment import ADVISORY_KEY, DeploymentMismatch
+from service.jobs.executors.ownership import ExecutorBusy
+from service.migrations import upgrade
+from tests.conftest import make_settings
+from tests.services import postgres_database
+from tests.support import test_registry
+
+FILEJOB = str(Path(sys.executable).with_name("filejob"))
+
+
+@pytest.fixture
+def pg_url(postgres_template: str) -> Iterator[str]:
+    with postgres_database(template=postgres_template) as url:
+        yield url
+
+
+def filejob(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FILEJOB, *args],
+        env={"PATH": "/usr/bin:/bin", "FILEJOB_DATA_DIR": str(data_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def start(app: FastAPI) -> None:
+    async with app.router.lifespan_context(app):
+        pass
+
+
+async def test_an_inprocess_server_refuses_a_database_run_by_workers(
+    tmp_path: Path, pg_url: str
+) -> None:
+    workers = make_settings(tmp_path, database_url=pg_url, executor="procrastinate")
+    await start(create_app(workers, registry=test_registry()))  # records `procrastinate`
+    inprocess = make_settings(tmp_path, database_url=pg_url, executor="inprocess")
+    with pytest.raises(DeploymentMismatch, match="FILEJOB_EXECUTOR=procrastinate"):
+        await start(create_app(inprocess, registry=test_registry()))
+
+
+async def test_a_worker_process_refuses_a_database_run_in_process(
+    tmp_path: Path, pg_url: str
+) -> None:
+    inprocess = make_settings(tmp_path, database_url=pg_url, executor="inprocess")
+    await start(create_app(inprocess, registry=test_registry()))
+    env = {"FILEJOB_DATABASE_URL": pg_url, "FILEJOB_EXECUTOR": "procrastinate"}
+    result = filejob(tmp_path, "worker", **env)
+    assert result.returncode == 2
+    assert "FILEJOB_EXECUTOR=inprocess" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_records_and_switches_the_executor_only_when_nothing_of_the_old_mode_runs(
+    tmp_path: Path, pg_url: str
+) -> None:
+    env = {"FILEJOB_DATABASE_URL": pg_url}
+    first = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="procrastinate")
+    assert first.returncode == 0, first.stderr
+    assert "FILEJOB_EXECUTOR=procrastinate" in first.stdout
+    # A live worker (a fresh heartbeat) holds jobs: moving to in-process is refused.
+    with psycopg.connect(conninfo(pg_url), autocommit=True) as connection:
+        connection.execute("INSERT INTO procrastinate_workers DEFAULT VALUES")
+        refused = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="inprocess")
+        assert refused.returncode == 2
+        assert "workers are still running" in refused.stderr
+        connection.execute("DELETE FROM procrastinate_workers")
+    switched = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="inprocess")
+    assert switched.returncode == 0, switched.stderr
+    assert "(was procrastinate)" in switched.stdout
+    # A live in-process server (its advisory lock held) blocks the way back.
+    with psycopg.connect(conninfo(pg_url), autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))
+        refused = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="procrastinate")
+        assert refused.returncode == 2
+        assert "in-process `filejob serve` is still running" in refused.stderr
+
+
+async def test_a_second_inprocess_server_on_one_database_refuses_to_start(
+    tmp_path: Path, pg_url: str
+) -> None:
+    for database_url in ("", pg_url):
+        settings = make_settings(tmp_path, database_url=database_url)
+        if not database_url:
+            await anyio.to_thread.run_sync(upgrade, settings.database_url)
+        first = create_app(settings, registry=test_registry())
+        async with first.router.lifespan_context(first):
+            with pytest.raises(ExecutorBusy, match="already runs"):
+                await start(create_app(settings, registry=test_registry()))
+        await start(create_app(settings, registry=test_registry()))  # released with the first
+
+
+async def test_links_verify_on_every_server_and_after_a_restart_without_a_configured_secret(
+    tmp_path: Path, pg_url: str
+) -> None:
+    settings = make_settings(tmp_path, database_url=pg_url, executor="procrastinate")
+    assert settings.secret_keys == []
+    one, two = (create_app(settings, registry=test_registry()) for _ in range(2))
+    async with one.router.lifespan_context(one), two.router.lifespan_context(two):
+        link = one.state.services.links.result_link("job-id").url
+        query = httpx.URL(link).params
+        two.state.services.links.verify("job-id", query["expires"], query["sig"])
+    again = create_app(settings, registry=test_registry())
+    async with again.router.lifespan_context(again):
+        again.state.services.links.verify("job-id", query["expires"], query["sig"])
