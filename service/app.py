@@ -121,6 +121,7 @@ def upload_policy(settings: Settings, storage: LocalStorage | S3Storage) -> Uplo
         min_free_bytes=settings.min_free_bytes,
         max_parts=settings.max_form_parts,
         body_timeout=settings.body_timeout,
+        body_deadline=settings.body_deadline,
     )
 
 
@@ -256,6 +257,9 @@ def create_app(
         version="0.1.0",
         summary="Upload a file, get a job; poll it; stream the result back.",
         lifespan=lifespan,
+        # Starlette would answer `/v1/jobs/` with a redirect to an absolute URL built from the
+        # Host header, a client-chosen host (and would carry a signed query along to it).
+        redirect_slashes=False,
     )
     app.state.draining = False  # set by `DrainingServer` on SIGTERM/SIGINT
     install_error_handlers(app)

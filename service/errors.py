@@ -249,7 +249,21 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A bug, not the client's doing (input errors are 4xx at their boundary, see
+    # `service.untrusted.interpreting`). Starlette still re-raises it after this answer, so the
+    # server logs the traceback; the client gets problem+json without internals.
+    return problem(
+        500,
+        "internal_error",
+        "Internal error",
+        "The server failed to handle this request; the failure is logged.",
+        request.url.path,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(FilejobError, _filejob_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -32,9 +32,10 @@ from service.errors import (
     PayloadTooLarge,
     RequestTimeout,
     ShuttingDown,
+    UnsupportedMediaType,
 )
 from service.storage.spool import UploadSpool
-from service.untrusted import parse_count
+from service.untrusted import interpreting, parse_count
 
 # Room for the non-file fields and part headers on top of the file's own limit.
 FORM_OVERHEAD_BYTES = 256 * 1024
@@ -56,6 +57,7 @@ class UploadPolicy:
     max_parts: int = 16  # fields and files together
     max_field_bytes: int = 64 * 1024
     body_timeout: float = 60.0  # seconds without a byte of body
+    body_deadline: float = 3600.0  # seconds for the whole body
 
     @property
     def max_body_bytes(self) -> int:
@@ -124,20 +126,27 @@ class _SpoolingParser(MultiPartParser):
 
 
 async def _limited(
-    stream: AsyncGenerator[bytes, None], limit: int, idle_timeout: float
+    stream: AsyncGenerator[bytes, None], limit: int, idle_timeout: float, deadline: float
 ) -> AsyncGenerator[bytes]:
-    """The body, refused once it passes `limit` bytes or stalls for `idle_timeout` seconds
-    (a slow client holding a connection and a spool open; a proxy in front should cut such
-    clients off earlier, see the README)."""
+    """The body, refused once it passes `limit` bytes, stalls for `idle_timeout` seconds, or
+    is still arriving `deadline` seconds after it began (a slow client holding a connection
+    and a spool open, however steadily it dribbles; a proxy in front should cut such clients
+    off earlier, see the README)."""
     seen = 0
     chunks = aiter(stream)
+    ends_at = anyio.current_time() + deadline
     while True:
+        left = ends_at - anyio.current_time()
         try:
-            with anyio.fail_after(idle_timeout):
+            with anyio.fail_after(min(idle_timeout, max(left, 0))):
                 chunk = await anext(chunks)
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if left <= idle_timeout:
+                raise RequestTimeout(
+                    f"The body did not arrive within {math.ceil(deadline)} seconds."
+                ) from None
             raise RequestTimeout(
                 f"No body bytes arrived for {math.ceil(idle_timeout)} seconds."
             ) from None
@@ -152,7 +161,13 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     if len(raw_type) > MAX_CONTENT_TYPE_BYTES:
         raise MalformedMultipart(f"The Content-Type header exceeds {MAX_CONTENT_TYPE_BYTES} bytes.")
     content_type, params = parse_options_header(raw_type)
-    if content_type != b"multipart/form-data" or not params.get(b"boundary"):
+    if content_type != b"multipart/form-data":
+        raise UnsupportedMediaType(
+            "An upload is a multipart/form-data body (a form that can carry a file); "
+            f"this one is {content_type.decode('latin-1') or 'untyped'}.",
+            accepted=["multipart/form-data"],
+        )
+    if not params.get(b"boundary"):
         raise MalformedMultipart("Content-Type must be multipart/form-data with a boundary.")
     if len(params[b"boundary"]) > MAX_BOUNDARY_BYTES:
         raise MalformedMultipart(f"The multipart boundary exceeds {MAX_BOUNDARY_BYTES} bytes.")
@@ -169,20 +184,26 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     _admit(policy, declared or 0)
     parser = _SpoolingParser(
         request.headers,
-        _limited(request.stream(), policy.max_body_bytes, policy.body_timeout),
+        _limited(
+            request.stream(), policy.max_body_bytes, policy.body_timeout, policy.body_deadline
+        ),
         max_files=policy.max_files,
         max_fields=policy.max_parts - policy.max_files,
         max_part_size=policy.max_field_bytes,
         new_spool=policy.new_spool,
     )
     try:
-        form = await parser.parse()
-    except BaseException as exc:
+        with interpreting("The multipart body", MalformedMultipart):
+            try:
+                form = await parser.parse()
+            except (MultiPartException, ClientDisconnect, OSError) as exc:
+                mapped = _parse_error(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+    except BaseException:
         parser.close_all()  # whatever stopped the parse (timeout, limit), no spool stays open
-        mapped = _parse_error(exc)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+        raise
     if not parser.complete:
         parser.close_all()
         raise MalformedMultipart("The body ended before the closing multipart boundary.")

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from service.auth.principal import Principal
 from service.db import Database
@@ -27,6 +27,7 @@ from service.processors.base import Processor
 from service.processors.registry import ProcessorRegistry
 from service.processors.sniff import SNIFF_BYTES, sniff
 from service.storage.ingest import digest_of
+from service.untrusted import interpreting
 from service.uploadfile import OwnedUpload
 from service.webhooks.addresses import parse_callback_url
 
@@ -92,6 +93,12 @@ class Admission:
                 f"No processor named {processor_name!r}.",
                 available=[p.name for p in self.registry],
             )
+        with interpreting("params", lambda detail: InvalidParams(detail, errors=[])):
+            params = self._params(processor, params_json)
+        return processor, params.model_dump(mode="json")
+
+    @staticmethod
+    def _params(processor: Processor, params_json: str | None) -> BaseModel:
         try:
             raw = json.loads(params_json) if params_json else {}
         except json.JSONDecodeError as exc:
@@ -101,7 +108,7 @@ class Admission:
         if not isinstance(raw, dict):
             raise InvalidParams("params must be a JSON object.", errors=[])
         try:
-            params = processor.Params.model_validate(raw)
+            return processor.Params.model_validate(raw)
         except ValidationError as exc:
             errors = [
                 {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
@@ -113,7 +120,6 @@ class Admission:
                 ),
                 errors=errors,
             ) from exc
-        return processor, params.model_dump(mode="json")
 
     def callback(self, url: str | None, caller: Principal) -> str | None:
         if not url:

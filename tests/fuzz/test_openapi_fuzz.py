@@ -87,11 +87,15 @@ JSON_VALUES = st.one_of(
     st.text(max_size=8),
     st.sampled_from(["gzip", "zstd", "jpeg", "png", "webp", "snappy", "none", ",", "\t"]),
 )
-PARAMS = st.dictionaries(
-    st.sampled_from(["format", "level", "width", "height", "delimiter", "compression", "x"]),
-    JSON_VALUES,
-    max_size=3,
-).map(json.dumps)
+PARAMS = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["format", "level", "width", "height", "delimiter", "compression", "x"]),
+        JSON_VALUES,
+        max_size=3,
+    ).map(json.dumps),
+    # Numbers past int()'s 4300-digit limit, which json.loads raises as a plain ValueError.
+    st.sampled_from(["level", "width", "x"]).map(lambda key: f'{{"{key}": {"9" * 5000}}}'),
+)
 
 
 @schema.hook

@@ -38,7 +38,12 @@ FILE_TAIL = b"\r\n" + closing()
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"max_upload_bytes": LIMIT, "spool_memory_bytes": 0, "body_timeout": 0.5}
+    return {
+        "max_upload_bytes": LIMIT,
+        "spool_memory_bytes": 0,
+        "body_timeout": 0.5,
+        "body_deadline": 2.0,
+    }
 
 
 class CountingBody:
@@ -155,6 +160,29 @@ async def test_stalled_body_is_408(client: httpx.AsyncClient, before: Snapshot) 
     await assert_unchanged(before)
 
 
+async def test_a_body_dribbled_past_the_whole_body_deadline_is_408(
+    client: httpx.AsyncClient, before: Snapshot
+) -> None:
+    """Each gap is well under body_timeout (0.5 s), so only the whole-body deadline (2 s)
+    can end it; unbounded, this body would take 100 s."""
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield FILE_HEAD
+        for _ in range(1000):
+            sent += 1
+            yield b"x"
+            await asyncio.sleep(0.1)
+        yield FILE_TAIL
+
+    response = await client.post(JOBS, content=body(), headers={"content-type": MULTIPART})
+    problem = assert_problem(response, 408, "request_timeout")
+    assert "within 2 seconds" in problem["detail"]
+    assert sent < 1000
+    await assert_unchanged(before)
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -167,6 +195,8 @@ async def test_stalled_body_is_408(client: httpx.AsyncClient, before: Snapshot) 
             id="deeply-nested",
         ),
         pytest.param('{"format": "gzip", "__proto__": {"x": 1}}', id="extra-key"),
+        pytest.param('{"format": "gzip", "level": ' + "9" * 5000 + "}", id="5000-digit-int"),
+        pytest.param('{"format": "gzip", "level": -' + "9" * 5000 + "}", id="5000-digit-neg"),
     ],
 )
 async def test_bad_params_are_422(client: httpx.AsyncClient, before: Snapshot, params: str) -> None:

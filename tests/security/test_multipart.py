@@ -204,7 +204,7 @@ async def test_boundary_of_exactly_70_characters_is_accepted(client: httpx.Async
         f"multipart/mixed; boundary={BOUNDARY}",
     ],
 )
-async def test_not_multipart_form_data(
+async def test_not_multipart_form_data_is_415_naming_it(
     client: httpx.AsyncClient, before: Snapshot, content_type: str
 ) -> None:
     body = (
@@ -212,4 +212,32 @@ async def test_not_multipart_form_data(
         if content_type == "application/json"
         else upload_body(CONTENT)
     )
-    await refused(client, before, body, content_type)
+    response = await post_raw(client, body, content_type)
+    problem = assert_problem(response, 415, "unsupported_media_type")
+    assert problem["accepted"] == ["multipart/form-data"]
+    assert "multipart/form-data" in problem["detail"]
+    await assert_unchanged(before)
+
+
+@pytest.mark.parametrize(
+    ("charset", "filename"),
+    [
+        pytest.param("undefined", b"input.bin", id="undefined-codec"),
+        pytest.param("punycode", b"a.b.c.bin", id="punycode-dotted-name"),
+        pytest.param("idna", b"." * 70 + b".bin", id="idna-empty-labels"),
+        pytest.param("utf-7", b"+AGEAYgBj-.bin", id="utf-7"),
+        pytest.param("unicode_escape", b"\\N{bad.bin", id="unicode-escape"),
+    ],
+)
+async def test_a_form_charset_that_cannot_decode_its_parts_is_a_400(
+    client: httpx.AsyncClient, before: Snapshot, charset: str, filename: bytes
+) -> None:
+    """Python's codecs raise more than UnicodeDecodeError (`undefined` always raises
+    UnicodeError; punycode and idna raise it on dotted or empty labels): each is the body's
+    fault, a problem+json 4xx, never a 500."""
+    body = upload_body(CONTENT, filename=filename)
+    response = await post_raw(client, body, f"{MULTIPART}; charset={charset}")
+    assert response.status_code in (202, 400), response.text
+    if response.status_code == 400:
+        assert_problem(response, 400, "malformed_multipart")
+        await assert_unchanged(before)
