@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.live.conftest import LiveServer
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,3 +41,17 @@ def test_readme_curl_examples_run_as_written(live: LiveServer, tmp_path: Path) -
         gzip.decompress((tmp_path / "README.md.gz").read_bytes())
         == (tmp_path / "README.md").read_bytes()
     )
+
+
+def test_readme_curl_examples_fail_loudly_without_a_server(tmp_path: Path) -> None:
+    """Pasted into a shell (no `set -e`) with no server answering: every step says so with
+    curl's own message, nothing prints a traceback, and nothing claims success."""
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    script = readme_block().replace("http://127.0.0.1:8000", url)
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("Failed to connect") >= 5, done.stderr
+    assert "round trip OK" not in done.stdout
