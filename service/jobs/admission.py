@@ -124,6 +124,8 @@ class Admission:
     def callback(self, url: str | None, caller: Principal) -> str | None:
         if not url:
             return None
+        # Judged by its normalised host, but kept as given: the client sees what it sent, and
+        # every delivery normalises and judges it afresh anyway (rows outlive the rules).
         parse_callback_url(url, allow_private=self.callbacks.allow_private)
         if caller.is_anonymous and not self.callbacks.anonymous_can_sign:
             raise WebhooksNotConfigured(

@@ -74,34 +74,56 @@ class WebhookDispatcher:
             await asyncio.sleep(interval)
 
     async def deliver_due(self) -> int:
-        """Make every attempt that is due now; return how many were made."""
-        now = utcnow()
+        """Make every attempt that is due now; return how many were made. Each delivery is
+        claimed, attempted and recorded on its own: what one raises never touches another."""
         async with self.db.read() as session:
-            due = await JobRepository(session).callbacks_due(now)
-        lease = now + timedelta(seconds=self.policy.timeout * 2 + 30)
-        claimed: list[Job] = []
-        for job in due:
-            assert job.callback_next_at is not None
-            async with self.db.write() as session:
-                if await JobRepository(session).claim_callback(job.id, job.callback_next_at, lease):
-                    claimed.append(job)
+            due = await JobRepository(session).callbacks_due(utcnow())
+        made: list[str] = []
         async with anyio.create_task_group() as group:
-            for job in claimed:
-                group.start_soon(self._attempt, job)
-        return len(claimed)
+            for job in due:
+                group.start_soon(self._deliver, job, made)
+        return len(made)
 
-    async def _attempt(self, job: Job) -> None:
+    async def _deliver(self, job: Job, made: list[str]) -> None:
         async with self._limiter:
-            attempt = job.callback_attempts + 1
+            # Claimed only once a slot is free, so the lease covers the attempt, not the wait.
+            lease = utcnow() + timedelta(seconds=self.policy.timeout * 2 + 30)
             try:
-                status = await self._post(job)
-                delivered, outcome, final = 200 <= status < 300, str(status), False
-            except _Refused as exc:
-                delivered, outcome, final = False, f"refused: {exc}", True
-            except httpx.TimeoutException:
-                delivered, outcome, final = False, "timeout", False
-            except httpx.HTTPError as exc:
-                delivered, outcome, final = False, f"error: {type(exc).__name__}", False
+                assert job.callback_next_at is not None  # callbacks_due selects on it
+                async with self.db.write() as session:
+                    claimed = await JobRepository(session).claim_callback(
+                        job.id, job.callback_next_at, lease
+                    )
+            except Exception:  # unclaimed, it stays due for the next pass
+                log.exception("webhook %s: could not claim its attempt", job.id)
+                return
+            if not claimed:  # another pass or server took it
+                return
+            made.append(job.id)
+            attempt = job.callback_attempts + 1
+            delivered, outcome, final = await self._attempt(job, attempt)
+            await self._record(job, attempt, delivered, outcome, final)
+
+    async def _attempt(self, job: Job, attempt: int) -> tuple[bool, str, bool]:
+        """(delivered, the outcome to record, whether it is final) of one attempt."""
+        try:
+            status = await self._post(job)
+        except _Refused as exc:
+            return False, f"refused: {exc}", True
+        except httpx.TimeoutException:
+            return False, "timeout", False
+        except httpx.HTTPError as exc:
+            return False, f"error: {type(exc).__name__}", False
+        except Exception as exc:
+            # A bug or a library's surprise: this delivery's failed attempt, retried like any
+            # other (it may pass: a database read, an upgrade), never the end of the pass.
+            log.exception("webhook %s attempt %d raised", job.id, attempt)
+            return False, f"error: {type(exc).__name__}", False
+        return 200 <= status < 300, str(status), False
+
+    async def _record(
+        self, job: Job, attempt: int, delivered: bool, outcome: str, final: bool
+    ) -> None:
         values: dict[str, Any] = {
             "callback_attempts": attempt,
             "callback_last_result": outcome[:200],
@@ -114,8 +136,14 @@ class WebhookDispatcher:
             delay = min(self.policy.retry_delay * 2 ** (attempt - 1), MAX_RETRY_DELAY)
             delay *= random.uniform(0.9, 1.1)  # keeps a burst of retries from lining up
             values["callback_next_at"] = utcnow() + timedelta(seconds=delay)
-        async with self.db.write() as session:
-            await JobRepository(session).record_callback(job.id, **values)
+        try:
+            # An attempt made is recorded even if the server is stopping meanwhile.
+            with anyio.CancelScope(shield=True):
+                async with self.db.write() as session:
+                    await JobRepository(session).record_callback(job.id, **values)
+        except Exception:  # the claim lapses and the attempt is made again
+            log.exception("webhook %s attempt %d (%s) was not recorded", job.id, attempt, outcome)
+            return
         log.info("webhook %s attempt %d: %s", job.id, attempt, outcome)
 
     async def _post(self, job: Job) -> int:
@@ -124,7 +152,7 @@ class WebhookDispatcher:
         try:
             target = parse_callback_url(job.callback_url, allow_private=self.policy.allow_private)
             address = await resolve_public(target, allow_private=self.policy.allow_private)
-        except FilejobError as exc:
+        except FilejobError as exc:  # an unencodable host too: it can never succeed
             raise _Refused(exc.detail) from exc
         body = self.render(job)
         headers = {
@@ -132,9 +160,9 @@ class WebhookDispatcher:
             HEADER: sign(secret, body, int(time.time())),
             "Filejob-Event": f"job.{job.status.value}",
             "Filejob-Delivery": job.id,  # the same on every retry: receivers dedupe on it
-            "Host": target.url.netloc.rpartition("@")[2],
+            "Host": target.authority,
         }
-        # Connect to the vetted address itself; Host and TLS SNI keep naming the host.
+        # Connect to the vetted address itself; Host and TLS SNI name the normalised host.
         host = f"[{address}]" if ":" in address else address
         url = target.url._replace(netloc=f"{host}:{target.port}").geturl()
         extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}

@@ -76,13 +76,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 async def alice(app: FastAPI) -> AsyncIterator[Any]:
     """A client acting for a new API key `alice` (its key row as `.key`)."""
-    key, token = await app.state.services.auth.keys.create("alice")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://filejob.test",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        client.key = key  # type: ignore[attr-defined]
+    async with await tenant(app, "alice") as client:
         yield client
 
 
@@ -90,3 +84,30 @@ async def alice(app: FastAPI) -> AsyncIterator[Any]:
 def profile(request: pytest.FixtureRequest) -> str:
     """Every test here runs on each deployment profile (tests/conftest.py)."""
     return request.param
+
+
+@pytest.fixture
+def loopback_only(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliveries may dial only 127.0.0.1: where a test fakes DNS answers, a guard that let one
+    through fails the attempt ("error: AssertionError") instead of reaching the network."""
+    client = app.state.webhooks._client
+    send = client.send
+
+    async def loopback_send(request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if request.url.host != "127.0.0.1":
+            raise AssertionError(f"a delivery dialled {request.url.host}")
+        return await send(request, **kwargs)
+
+    monkeypatch.setattr(client, "send", loopback_send)
+
+
+async def tenant(app: FastAPI, name: str) -> httpx.AsyncClient:
+    """A client acting for a new API key `name` (its key row as `.key`); close it after use."""
+    key, token = await app.state.services.auth.keys.create(name)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://filejob.test",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    client.key = key  # type: ignore[attr-defined]
+    return client

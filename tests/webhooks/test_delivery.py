@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Callable
+import logging
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -11,11 +14,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from service.jobs.model import utcnow
+from service.jobs.repository import JobRepository
+from service.webhooks import addresses
 from service.webhooks.signature import verify
 from tests.support import stored, submit, wait_for_status
-from tests.webhooks.conftest import Receiver
+from tests.webhooks.conftest import Receiver, tenant
 
 SECRET = "hook-secret-0123456789-abcdefghijklmnop"
+CIRCLED_LOCALHOST = "\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3"  # "localhost"
 
 
 @pytest.fixture
@@ -39,6 +46,19 @@ async def settled(app: FastAPI, client: httpx.AsyncClient, job_id: str) -> dict[
             if job["callback"]["state"] in ("delivered", "failed"):
                 return job
             await anyio.sleep(0.02)
+
+
+def resolving(answers: dict[str, str]) -> Callable[..., Awaitable[Any]]:
+    """anyio.getaddrinfo, but the names in `answers` resolve to the given address."""
+    real = addresses.anyio.getaddrinfo
+
+    async def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            family = socket.AF_INET6 if ":" in answers[host] else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return await real(host, port, *args, **kwargs)
+
+    return getaddrinfo
 
 
 async def test_a_final_job_is_delivered_signed(
@@ -154,6 +174,99 @@ async def test_a_cancelled_job_is_announced(app: FastAPI, alice: Any, receiver: 
     assert delivery.headers["Filejob-Event"] == "job.cancelled"
 
 
+async def test_a_poisoned_delivery_leaves_every_other_alone(
+    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+) -> None:
+    """An old row whose host can never be encoded (it predates the submit-time check) is due
+    first in every pass; it must fail alone, not take the other tenants' webhooks with it."""
+    db = app.state.services.jobs.db
+    async with await tenant(app, "mallory") as mallory, await tenant(app, "bob") as bob:
+        poisoned = (await submit(mallory, b"payload")).json()["id"]
+        await drain()
+        await wait_for_status(mallory, poisoned, "succeeded")
+        async with db.write() as session:
+            await JobRepository(session).record_callback(
+                poisoned,
+                callback_url="http://a\u200db.example/x",
+                callback_state="pending",
+                callback_next_at=utcnow(),
+                callback_attempts=0,
+            )
+        tenants = {"alice": alice, "bob": bob}
+        submitted = {
+            name: (await submit(client, b"payload", callback_url=f"{receiver.url}/{name}"))
+            for name, client in tenants.items()
+        }
+        await drain()
+        for name, client in tenants.items():
+            job = await settled(app, client, submitted[name].json()["id"])
+            assert (job["callback"]["state"], job["callback"]["attempts"]) == ("delivered", 1)
+        bad = await settled(app, mallory, poisoned)
+    assert sorted(d.path for d in receiver.deliveries) == ["/alice", "/bob"]
+    assert bad["callback"]["state"] == "failed"  # an unencodable host can never succeed
+    assert bad["callback"]["attempts"] == 1
+    assert bad["callback"]["last_result"].startswith(
+        "refused: callback_url's host is not a valid domain name"
+    )
+    assert "U+200D" in bad["callback"]["last_result"]
+
+
+async def test_an_unexpected_error_is_that_deliverys_failed_attempt(
+    app: FastAPI,
+    alice: Any,
+    receiver: Receiver,
+    drain: Callable[[], Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever a delivery raises is that delivery's failed attempt: recorded with its reason,
+    logged with its traceback, retried like any failure; the pass goes on."""
+    real = addresses.anyio.getaddrinfo
+
+    async def broken(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.broken.example":
+            raise UnicodeError("label empty or too long")  # what the stdlib codec raises
+        return await real(host, *args, **kwargs)
+
+    monkeypatch.setattr(addresses.anyio, "getaddrinfo", broken)
+    port = receiver.url.rpartition(":")[2]
+    failing = await submit(
+        alice, b"payload", callback_url=f"http://hooks.broken.example:{port}/broken"
+    )
+    fine = await submit(alice, b"payload", callback_url=f"{receiver.url}/fine")
+    with caplog.at_level(logging.ERROR, logger="service.webhooks.dispatcher"):
+        await drain()
+        broken_job = await settled(app, alice, failing.json()["id"])
+        fine_job = await settled(app, alice, fine.json()["id"])
+    assert fine_job["callback"]["state"] == "delivered"
+    assert [d.path for d in receiver.deliveries] == ["/fine"]
+    assert broken_job["callback"]["state"] == "failed"
+    assert broken_job["callback"]["attempts"] == 3  # retried up to webhook_max_attempts
+    assert broken_job["callback"]["last_result"] == "error: UnicodeError"
+    logged = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and failing.json()["id"] in r.getMessage()
+    ]
+    assert len(logged) == 3
+    assert all(r.exc_info and r.exc_info[0] is UnicodeError for r in logged)
+
+
+async def test_an_idn_host_is_dialled_by_its_ascii_name(
+    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+) -> None:
+    port = receiver.url.rpartition(":")[2]
+    url = f"http://{CIRCLED_LOCALHOST}:{port}/idn"
+    created = await submit(alice, b"payload", callback_url=url)
+    assert created.status_code == 202  # private hosts are allowed in this module
+    assert created.json()["callback"]["url"] == url  # the job keeps the URL as given
+    await drain()
+    job = await settled(app, alice, created.json()["id"])
+    assert job["callback"]["state"] == "delivered"
+    [delivery] = receiver.deliveries
+    assert delivery.headers["Host"] == f"localhost:{port}"  # the ASCII name it maps to
+
+
 class TestSsrfGuard:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, Any]:
@@ -216,6 +329,47 @@ class TestSsrfGuard:
         assert job["callback"]["last_result"] == (
             "refused: hooks.rebind.example resolves to a non-public address (127.0.0.1)."
         )
+        assert receiver.deliveries == []
+
+    @pytest.mark.usefixtures("loopback_only")
+    async def test_names_resolving_to_an_embedded_private_ipv4_are_refused_at_delivery(
+        self,
+        app: FastAPI,
+        alice: Any,
+        receiver: Receiver,
+        drain: Callable[[], Any],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        answers = {
+            f"hooks-{i}.rebind.example": address
+            for i, address in enumerate(
+                [
+                    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+                    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+                    "64:ff9b:1::808:808",  # NAT64 local-use prefix
+                    "2002:a00:1::",  # 6to4 of 10.0.0.1
+                    "::127.0.0.1",  # IPv4-compatible
+                    "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
+                    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+                ]
+            )
+        }
+        monkeypatch.setattr(addresses.anyio, "getaddrinfo", resolving(answers))
+        port = receiver.url.rpartition(":")[2]
+        created = {}
+        for name in answers:
+            response = await submit(alice, b"payload", callback_url=f"http://{name}:{port}/")
+            assert response.status_code == 202
+            created[name] = response.json()["id"]
+        await drain()
+        for name, address in answers.items():
+            job = await settled(app, alice, created[name])
+            assert job["callback"]["state"] == "failed"
+            assert job["callback"]["attempts"] == 1
+            assert job["callback"]["last_result"] == (
+                f"refused: {name} resolves to a non-public address "
+                f"({ipaddress.ip_address(address)})."
+            )
         assert receiver.deliveries == []
 
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from service.errors import CallbackForbidden
-from service.webhooks.addresses import CallbackTarget, is_public, parse_callback_url, resolve_public
+from service.errors import CallbackForbidden, FilejobError
+from service.webhooks import addresses
+from service.webhooks.addresses import (
+    CallbackTarget,
+    embedded_ipv4,
+    is_public,
+    parse_callback_url,
+    resolve_public,
+)
 from service.webhooks.signature import sign, verify
 
 
@@ -34,10 +44,142 @@ from service.webhooks.signature import sign, verify
         ("::ffff:127.0.0.1", False),
         ("::ffff:10.0.0.1", False),
         ("ff02::1", False),
+        # IPv6 forms that carry an IPv4 address: public only if the IPv4 one is too.
+        ("::ffff:8.8.8.8", True),  # IPv4-mapped: only a spelling of 8.8.8.8
+        ("::127.0.0.1", False),  # IPv4-compatible (deprecated, still routed by sit0)
+        ("::10.0.0.1", False),
+        ("::8.8.8.8", True),  # names 8.8.8.8, wherever it routes at all
+        ("::ffff:0:127.0.0.1", False),  # IPv4-translated (SIIT)
+        ("64:ff9b::a00:1", False),  # NAT64 well-known prefix: reaches 10.0.0.1
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b::a9fe:a9fe", False),  # cloud metadata through NAT64
+        ("64:ff9b::808:808", True),  # 8.8.8.8 through NAT64: a public host
+        ("64:ff9b:1::a00:1", False),  # NAT64 local-use prefix: the operator's own network
+        ("64:ff9b:1::808:808", False),
+        ("2002:a00:1::", False),  # 6to4 of 10.0.0.1
+        ("2002:7f00:1::1", False),
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo, client 10.0.0.1
+        ("2001:0:a00:1:8000:63bf:f7f7:f7f7", False),  # Teredo, server 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", False),  # Teredo is never global
     ],
 )
 def test_is_public(address: str, public: bool) -> None:
     assert is_public(ipaddress.ip_address(address)) is public
+
+
+@pytest.mark.parametrize(
+    ("address", "embedded"),
+    [
+        ("::ffff:10.0.0.1", ["10.0.0.1"]),
+        ("::127.0.0.1", ["127.0.0.1"]),
+        ("::ffff:0:10.0.0.1", ["10.0.0.1"]),
+        ("64:ff9b::a00:1", ["10.0.0.1"]),
+        ("2002:a00:1:2::3", ["10.0.0.1"]),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", ["65.54.227.120", "10.0.0.1"]),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", []),
+        ("8.8.8.8", []),
+    ],
+)
+def test_every_embedded_ipv4_is_unwrapped(address: str, embedded: list[str]) -> None:
+    assert [str(a) for a in embedded_ipv4(ipaddress.ip_address(address))] == embedded
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "authority"),
+    [
+        ("https://B\u00fccher.Example./hook", "xn--bcher-kva.example", "xn--bcher-kva.example"),
+        (
+            "http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3:8312/x",
+            "localhost",
+            "localhost:8312",
+        ),
+        ("http://ex\u00adample.com/", "example.com", "example.com"),  # a soft hyphen is ignored
+        ("http://EXAMPLE.com.:8080/", "example.com", "example.com:8080"),
+        ("http://hooks\u3002example\uff0ecom/", "hooks.example.com", "hooks.example.com"),
+        ("http://a_b.example/", "a_b.example", "a_b.example"),  # DNS serves such names
+        ("http://xn--bcher-kva.example/", "xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("http://[64:ff9b::808:808]:8443/", "64:ff9b::808:808", "[64:ff9b::808:808]:8443"),
+    ],
+)
+def test_hosts_are_normalised_to_their_ascii_name(url: str, host: str, authority: str) -> None:
+    target = parse_callback_url(url, allow_private=True)
+    assert (target.host, target.authority) == (host, authority)
+    if host != "localhost":
+        assert parse_callback_url(url, allow_private=False).host == host
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://localhost./x", "callback_url_forbidden"),
+        ("http://api.localhost./x", "callback_url_forbidden"),
+        (
+            "http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3:8312/x",
+            "callback_url_forbidden",
+        ),
+        ("http://\u2460\u2461\u2466.0.0.1/x", "callback_url_forbidden"),
+        ("http://127.0.0.1./x", "callback_url_forbidden"),
+        ("http://0x7f.1./x", "callback_url_forbidden"),
+        ("http://[64:ff9b::a00:1]/x", "callback_url_forbidden"),
+        ("http://[64:ff9b:1::a00:1]/x", "callback_url_forbidden"),
+        ("http://[2002:a00:1::]/x", "callback_url_forbidden"),
+        ("http://[::127.0.0.1]/x", "callback_url_forbidden"),
+        ("http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/x", "callback_url_forbidden"),
+        ("http://a\u200db.example/x", "invalid_callback_url"),
+        ("http://a..b.example/x", "invalid_callback_url"),
+        ("http://./x", "invalid_callback_url"),
+        ("http://xn--a.example/x", "invalid_callback_url"),  # not a real A-label
+        ("http://" + "a" * 64 + ".example/x", "invalid_callback_url"),
+    ],
+)
+def test_the_normalised_host_is_judged(url: str, code: str) -> None:
+    with pytest.raises(FilejobError) as refused:
+        parse_callback_url(url, allow_private=False)
+    assert refused.value.code == code
+
+
+def test_an_unencodable_host_is_invalid_even_where_private_hosts_are_allowed() -> None:
+    with pytest.raises(FilejobError) as refused:
+        parse_callback_url("http://a\u200db.example/x", allow_private=True)
+    assert refused.value.code == "invalid_callback_url"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "64:ff9b::a00:1",
+        "64:ff9b:1::a00:1",
+        "2002:a00:1::",
+        "::127.0.0.1",
+        "::ffff:0:a00:1",
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+    ],
+)
+async def test_a_name_resolving_to_an_embedded_private_ipv4_is_refused(
+    answer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(addresses.anyio, "getaddrinfo", _resolving_to(answer))
+    target = parse_callback_url("https://hooks.example.com/x", allow_private=False)
+    with pytest.raises(CallbackForbidden, match="non-public address"):
+        await resolve_public(target, allow_private=False)
+
+
+async def test_a_name_resolving_to_nat64_of_a_public_ipv4_is_dialled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(addresses.anyio, "getaddrinfo", _resolving_to("64:ff9b::808:808"))
+    target = parse_callback_url("https://hooks.example.com/x", allow_private=False)
+    assert await resolve_public(target, allow_private=False) == "64:ff9b::808:808"
+
+
+def _resolving_to(answer: str) -> Callable[..., Awaitable[list[Any]]]:
+    """A resolver that answers `answer` for every name (no lookup leaves the machine)."""
+
+    async def getaddrinfo(host: str | bytes, port: int, **kwargs: Any) -> list[Any]:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (answer, port, 0, 0))]
+
+    return getaddrinfo
 
 
 async def test_resolution_refuses_when_any_address_is_private() -> None:
