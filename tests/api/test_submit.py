@@ -180,7 +180,6 @@ async def test_thumbnail_accepts_png_judged_by_bytes_not_declared_type(
         (TRUNCATED, "multipart/form-data; boundary=xyz"),
         (TRUNCATED + b"\r\n--xyz", "multipart/form-data; boundary=xyz"),
         (b"whatever", "multipart/form-data"),  # no boundary
-        (b'{"processor": "checksum"}', "application/json"),
     ],
 )
 async def test_malformed_multipart_is_400(
@@ -190,6 +189,20 @@ async def test_malformed_multipart_is_400(
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "malformed_multipart"
+    assert await job_rows(app) == 0
+    await assert_clean(app)
+
+
+async def test_a_body_that_is_not_multipart_is_415(
+    client: httpx.AsyncClient, app: Any, data_dir: Path
+) -> None:
+    response = await client.post(
+        "/v1/jobs",
+        content=b'{"processor": "checksum"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["accepted"] == ["multipart/form-data"]
     assert await job_rows(app) == 0
     await assert_clean(app)
 
