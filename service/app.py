@@ -59,6 +59,7 @@ def storage_for(settings: Settings) -> LocalStorage | S3Storage:
             region=settings.s3_region or None,
             access_key_id=settings.s3_access_key_id or None,
             secret_access_key=settings.s3_secret_access_key.get_secret_value() or None,
+            public_endpoint=settings.s3_public_endpoint or None,
         )
     root = Path(url.removeprefix("file://")) if url else settings.data_dir
     return LocalStorage(root, fsync=settings.fsync)
@@ -108,8 +109,12 @@ def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> 
 
 
 def authenticator(settings: Settings, db: Database) -> Authenticator:
+    """Raises ValueError for a FILEJOB_RATE_LIMIT_STORAGE it cannot use: at start-up, not at
+    the first request."""
     return Authenticator(
-        KeyService(db, key_defaults(settings)), RateLimiter(), required=settings.auth_required
+        KeyService(db, key_defaults(settings)),
+        RateLimiter(settings.rate_limit_storage),
+        required=settings.auth_required,
     )
 
 
@@ -145,6 +150,22 @@ def executor_lock(settings: Settings) -> ExecutorLock:
     if settings.uses_postgres:
         return AdvisoryLock(conninfo(settings.database_url))
     return DataDirLock(settings.data_dir)
+
+
+async def preflight(settings: Settings) -> None:
+    """What the lifespan refuses to start with, checked before a server starts, so that
+    `filejob serve` can say it in one line: a stale schema, an executor the database does not
+    record, another in-process server already running this database's jobs."""
+    db = Database(settings.database_url, durable=settings.fsync)
+    try:
+        await ensure_schema_current(db)
+        await check_executor(db, settings.executor)
+    finally:
+        await db.dispose()
+    if settings.executor == "inprocess":
+        lock = executor_lock(settings)
+        await anyio.to_thread.run_sync(lock.acquire)
+        lock.release()
 
 
 def webhook_policy(settings: Settings) -> WebhookPolicy:

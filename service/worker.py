@@ -34,6 +34,7 @@ from service.jobs.states import JobStatus
 from service.metrics import JobMetrics
 from service.migrations import ensure_schema_current
 from service.processors.registry import ProcessorRegistry
+from service.storage.base import Storage
 
 log = logging.getLogger("filejob.worker")
 
@@ -113,10 +114,11 @@ class QueueWorker:
         try:
             await ensure_schema_current(db)
             await check_executor(db, settings.executor)
+            storage = storage_for(settings)
             runner = job_runner(
                 settings,
                 db,
-                storage_for(settings),
+                storage,
                 self.processors,
                 self.metrics,
                 concurrency=self.concurrency,
@@ -128,7 +130,9 @@ class QueueWorker:
                 )
                 stack.callback(server.shutdown)
             async with app.open_async():
-                rescue = asyncio.create_task(self._housekeep_forever(app, db), name="housekeeping")
+                rescue = asyncio.create_task(
+                    self._housekeep_forever(app, db, storage), name="housekeeping"
+                )
                 log.info("worker %s: %d at once", self.name, self.concurrency)
                 self.ready.set()
                 try:
@@ -169,8 +173,10 @@ class QueueWorker:
 
         return app
 
-    async def _housekeep_forever(self, app: procrastinate.App, db: Database) -> None:
-        cleaned_at = -math.inf
+    async def _housekeep_forever(
+        self, app: procrastinate.App, db: Database, storage: Storage
+    ) -> None:
+        cleaned_at = swept_at = -math.inf
         while True:
             try:
                 await adopt_unqueued(db)
@@ -182,6 +188,16 @@ class QueueWorker:
                 log.exception(
                     "worker housekeeping (adoption, rescue, cleanup) failed; trying again"
                 )
+            if time.monotonic() - swept_at >= self.settings.sweep_interval:
+                swept_at = time.monotonic()
+                # What a killed worker left in the temp folder (input copies, partial outputs)
+                # goes even where no API server shares this machine's data dir; local work,
+                # so done whether the database answers or not.
+                try:
+                    if swept := await storage.sweep_temp(self.settings.orphan_grace):
+                        log.info("removed %d abandoned temp file(s)", swept)
+                except Exception:
+                    log.exception("worker temp sweep failed; trying again")
             await asyncio.sleep(self.liveness.check_every)
 
 

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from service.api.ranges import ByteRange, etag_matches, parse_range
 from service.filenames import content_disposition
 from service.jobs.model import Job
-from service.storage.base import BlobReader
+from service.storage.base import BlobReader, DownloadHeaders
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,20 @@ class BlobResponse(Response):
         return complete
 
 
+def download_headers(job: Job, *, inline: bool) -> DownloadHeaders:
+    """The result's type, name and caching, as every download of it says them: streamed here,
+    or asked of the store by a presigned URL."""
+    content_type = job.result_content_type or "application/octet-stream"
+    return DownloadHeaders(
+        content_type=content_type,
+        # The runner cleaned the name when it stored the result (runner._settle).
+        content_disposition=content_disposition(
+            job.result_filename or "result", inline=inline and content_type in INLINE_SAFE
+        ),
+        cache_control="private, no-cache",
+    )
+
+
 def result_response(
     request: Request,
     job: Job,
@@ -133,15 +147,14 @@ def result_response(
 
     Only a 200 GET counts as a complete download; 206, 304, 416 and HEAD never do."""
     etag = f'"{job.result_sha256}"'
-    content_type = job.result_content_type or "application/octet-stream"
-    inline = inline and content_type in INLINE_SAFE
+    described = download_headers(job, inline=inline)
+    content_type = described.content_type
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
-        # The runner cleaned the name when it stored the result (runner._settle).
-        "Content-Disposition": content_disposition(job.result_filename or "result", inline=inline),
+        "Content-Disposition": described.content_disposition,
         "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-cache",
+        "Cache-Control": described.cache_control,
     }
     if job.finished_at:
         headers["Last-Modified"] = format_datetime(job.finished_at, usegmt=True)

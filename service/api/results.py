@@ -9,10 +9,8 @@ from fastapi.responses import RedirectResponse
 
 from service.api.auth import DOCUMENTED, get_caller
 from service.api.deps import JobsDep, LinksDep, ServicesDep
-from service.api.download import result_response
+from service.api.download import download_headers, result_response
 from service.api.problems import VALIDATION, problems
-
-PRESIGNED_SECONDS = 300  # the client follows the redirect at once
 
 router = APIRouter(
     prefix="/v1/jobs", tags=["results"], responses=VALIDATION, dependencies=DOCUMENTED
@@ -70,7 +68,13 @@ async def download_result(
     # delete-after-download needs; a presigned URL is for GET alone (HEAD is signed apart).
     if presigner is not None and request.method == "GET" and not job.delete_after_download:
         reader.close()
-        url = await presigner.presigned_get(job.result_key or "", PRESIGNED_SECONDS)
+        url = await presigner.presigned_get(
+            job.result_key or "",
+            services.settings.s3_presign_ttl,
+            # What the streamed download says, but its ETag (the sha256) and nosniff: S3 cannot
+            # be told to answer with those.
+            download_headers(job, inline=disposition == "inline"),
+        )
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
     async def cleanup() -> None:

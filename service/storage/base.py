@@ -110,11 +110,23 @@ class StagesLocalCopies(NamedWriters, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DownloadHeaders:
+    """Headers a direct download asks the store to answer with, in place of the blob's own
+    (S3 signs them into the URL as its `response-*` overrides)."""
+
+    content_type: str
+    content_disposition: str
+    cache_control: str
+
+
 @runtime_checkable
 class PresignsDownloads(Protocol):
     """A backend that can hand out a time-limited URL a client downloads a blob from directly."""
 
-    async def presigned_get(self, key: str, expires_in: float) -> str: ...
+    async def presigned_get(self, key: str, expires_in: float, headers: DownloadHeaders) -> str:
+        """A URL for GET of `key`, valid `expires_in` seconds, answered with `headers`."""
+        ...
 
 
 @runtime_checkable

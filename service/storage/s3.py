@@ -6,6 +6,12 @@ whole. Writers fill a local temp file and upload it on `commit()`: S3 makes an o
 only once it is complete, so a crash never leaves half a blob under a key. Readers fetch byte
 ranges on demand. Unlike a local file, an object deleted while a download reads it is gone:
 that download fails part-way (the client sees a short body and can retry).
+
+Presigned downloads are signed with botocore, not obstore: obstore's `sign` signs a bare GET,
+and the URL must also carry the `response-content-disposition` and `response-content-type`
+the store answers with (a signature covers the whole query, so nothing can be added after).
+They are signed for the endpoint clients reach (FILEJOB_S3_PUBLIC_ENDPOINT), whose host SigV4
+signs, and which this server itself may not be able to reach.
 """
 
 from __future__ import annotations
@@ -13,20 +19,24 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio.to_thread
 import obstore
 from obstore.store import S3Store
 
-from service.storage.base import BlobInfo, BlobNotFound
+from service.storage.base import BlobInfo, BlobNotFound, DownloadHeaders
 from service.storage.ingest import copy_file
 from service.storage.spool import UploadSpool
 from service.storage.tmpfiles import TempFiles
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 PART_SIZE = 8 * 1024 * 1024
 READ_BUFFER = 1024 * 1024
@@ -115,11 +125,14 @@ class S3BlobWriter:
 class S3Storage:
     """`Storage` on an S3-compatible object store; spools and writers use `<data_dir>/tmp`."""
 
-    def __init__(self, store: S3Store, data_dir: Path) -> None:
+    def __init__(
+        self, store: S3Store, data_dir: Path, presigner: S3Presigner | None = None
+    ) -> None:
         self.store = store
         self.tmp_dir = data_dir / "tmp"
         self.temp_files = TempFiles(self.tmp_dir)
         self.in_use: set[Path] = set()  # named temp files of writers still open
+        self.presigner = presigner
 
     @classmethod
     def from_url(
@@ -131,8 +144,10 @@ class S3Storage:
         region: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
+        public_endpoint: str | None = None,
     ) -> S3Storage:
-        """`s3://bucket/prefix`; unset values come from the standard `AWS_*` variables."""
+        """`s3://bucket/prefix`; unset values come from the standard `AWS_*` variables.
+        Presigned URLs name `public_endpoint` (default: `endpoint`)."""
         config: dict[str, Any] = {}
         for name, value in (
             ("endpoint", endpoint),
@@ -144,7 +159,15 @@ class S3Storage:
                 config[name] = value
         client_options = {"allow_http": True} if (endpoint or "").startswith("http:") else {}
         store = S3Store.from_url(url, config=config, client_options=client_options)  # type: ignore[arg-type]
-        return cls(store, data_dir)
+        presigner = S3Presigner(
+            store.config["bucket"],
+            store.prefix or "",
+            endpoint=public_endpoint or endpoint,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+        )
+        return cls(store, data_dir, presigner)
 
     def new_spool(self, memory_bytes: int) -> UploadSpool:
         return UploadSpool(self.temp_files, memory_bytes, early_writeback=False)
@@ -204,8 +227,10 @@ class S3Storage:
 
     # -- direct downloads -----------------------------------------------------------------
 
-    async def presigned_get(self, key: str, expires_in: float) -> str:
-        return await obstore.sign_async(self.store, "GET", key, timedelta(seconds=expires_in))
+    async def presigned_get(self, key: str, expires_in: float, headers: DownloadHeaders) -> str:
+        if self.presigner is None:
+            raise RuntimeError("this S3Storage was made without a presigner (see from_url)")
+        return await anyio.to_thread.run_sync(self.presigner.sign, key, expires_in, headers)
 
     # -- streaming a local file in --------------------------------------------------------
 
@@ -218,3 +243,64 @@ class S3Storage:
             obstore.put(self.store, key, file, chunk_size=PART_SIZE, max_concurrency=4)
 
         await anyio.to_thread.run_sync(upload)
+
+
+class S3Presigner:
+    """Presigned GET URLs that carry response-header overrides (see the module doc).
+
+    The client is made on first use, so that processes which never presign (workers) do not
+    load botocore. Credentials and region left unset come from botocore's own chain (the same
+    `AWS_*` variables obstore reads, then its config files and instance roles)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        endpoint: str | None,
+        region: str | None,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+    ) -> None:
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.endpoint = endpoint
+        self._options: dict[str, Any] = {
+            "region_name": region or os.environ.get("AWS_REGION") or None,
+            "endpoint_url": endpoint,
+            "aws_access_key_id": access_key_id,
+            "aws_secret_access_key": secret_access_key,
+        }
+        self._client: BaseClient | None = None
+        self._making = threading.Lock()
+
+    def sign(self, key: str, expires_in: float, headers: DownloadHeaders) -> str:
+        """The URL (blocking: botocore is synchronous, and loads its S3 model on first use)."""
+        return str(
+            self._s3().generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": f"{self.prefix}/{key}" if self.prefix else key,
+                    "ResponseContentType": headers.content_type,
+                    "ResponseContentDisposition": headers.content_disposition,
+                    "ResponseCacheControl": headers.cache_control,
+                },
+                ExpiresIn=max(1, round(expires_in)),
+            )
+        )
+
+    def _s3(self) -> BaseClient:
+        with self._making:
+            if self._client is None:
+                import botocore.session
+                from botocore.config import Config
+
+                # Stores other than AWS are reached by path (bucket in the path, as obstore
+                # does); AWS by virtual host where the bucket name allows it.
+                style = "path" if self.endpoint else "auto"
+                self._client = botocore.session.get_session().create_client(
+                    "s3",
+                    **self._options,
+                    config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+                )
+            return self._client

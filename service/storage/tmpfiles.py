@@ -5,12 +5,22 @@ name with `linkat`. Kernels differ in how they allow that: `linkat(fd, "", AT_EM
 CAP_DAC_READ_SEARCH before Linux 6.10) or via `/proc/self/fd/N` (refused in some sandboxes), so
 which one works is probed once, at start-up. Where neither does, files are named temp files
 (`*.part`) that the sweep removes if a crash leaves them behind.
+
+Every process that makes temp files (API servers, workers) sweeps the folder, and several may
+share it (one data dir on one machine). A file is removed only when it is older than the grace
+*and* no process holds it: each temp file is opened under a shared `flock`, which the kernel
+drops when the last descriptor closes, SIGKILL included, and the sweep removes only what it can
+lock exclusively. The grace covers the instant between a file's creation and its lock, and
+writers that predate the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import errno
+import fcntl
 import os
 import tempfile
 import time
@@ -43,6 +53,38 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 def _link_proc(fd: int, target: Path) -> None:
     os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
+
+
+def _held(fd: int) -> int:
+    """`fd` with a shared lock on its file, for as long as any descriptor of it is open."""
+    # A filesystem without locks leaves the file to the grace alone, as before locks were used.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _remove_unless_held(path: Path) -> bool:
+    """Unlink `path` if no process holds it (see the module doc); True if it was removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except PermissionError:
+        return False  # another user's process made it: that one sweeps it
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        path.unlink()  # a symlink: no writer here makes one
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer, in this process or another
+        except OSError:
+            pass  # a filesystem without locks: the grace alone decides
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
 
 
 class TempFiles:
@@ -78,22 +120,21 @@ class TempFiles:
     def open(self) -> tuple[BinaryIO, Path | None]:
         """A new read/write temp file, and its path if it has one (named mode)."""
         if self._link_unnamed is not None:
-            fd = os.open(self.directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+            # Held too: once linked to a `.staged` name it is visible to other sweeps.
+            fd = _held(os.open(self.directory, os.O_TMPFILE | os.O_RDWR, 0o600))
             return os.fdopen(fd, "w+b"), None
-        fd, name = tempfile.mkstemp(dir=self.directory, suffix=".part")
-        return os.fdopen(fd, "w+b"), Path(name)
+        return self.open_named()
 
     def sweep(self, older_than: float, spare: set[Path]) -> int:
-        """Remove temp files older than `older_than` seconds, except `spare` (live writers');
-        returns the count. Only named ones can be left behind by a crash (unnamed ones
-        vanish with their process)."""
+        """Remove temp files older than `older_than` seconds that no process holds, except
+        `spare` (this process's live writers); returns the count. Only named ones can be left
+        behind by a crash (unnamed ones vanish with their process)."""
         cutoff, removed = time.time() - older_than, 0
         for path in self.directory.iterdir():
             if path in spare:
                 continue
             try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                if path.stat().st_mtime < cutoff and _remove_unless_held(path):
                     removed += 1
             except FileNotFoundError:
                 continue
@@ -102,7 +143,7 @@ class TempFiles:
     def open_named(self) -> tuple[BinaryIO, Path]:
         """A new temp file with a path (for a writer in another process)."""
         fd, name = tempfile.mkstemp(dir=self.directory, suffix=".part")
-        return os.fdopen(fd, "w+b"), Path(name)
+        return os.fdopen(_held(fd), "w+b"), Path(name)
 
     def link(self, file: BinaryIO, named: Path | None, target: Path) -> None:
         """Give the temp file the (new, not yet existing) name `target`."""

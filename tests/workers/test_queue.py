@@ -17,6 +17,8 @@ from sqlalchemy import text
 
 from service.app import create_app
 from service.config import Settings
+from service.db import Database
+from service.deployment import record_executor
 from service.jobs.executors.procrastinate import ProcrastinateExecutor
 from service.jobs.repository import JobRepository
 from service.worker import forget_finished_entries
@@ -187,6 +189,14 @@ async def test_a_retry_waits_in_the_queue_until_it_is_due(
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "cancelled"
 
 
+async def switch_executor(settings: Settings, executor: str) -> None:
+    db = Database(settings.database_url)
+    try:
+        await record_executor(db, executor)
+    finally:
+        await db.dispose()
+
+
 async def test_jobs_accepted_before_the_switch_to_workers_are_run(
     settings: Settings, app_without_worker: FastAPI, bare_client: httpx.AsyncClient
 ) -> None:
@@ -194,6 +204,7 @@ async def test_jobs_accepted_before_the_switch_to_workers_are_run(
     # running them (as on a switch-over, after its shutdown handed them back).
     before = settings.model_copy(update={"executor": "inprocess", "workers": 1})
     GATES["switch-over"] = threading.Event()
+    await switch_executor(settings, "inprocess")  # what `filejob db upgrade` records
     old = create_app(before, registry=test_registry())
     async with old.router.lifespan_context(old):
         transport = httpx.ASGITransport(app=old)
@@ -208,6 +219,7 @@ async def test_jobs_accepted_before_the_switch_to_workers_are_run(
         assert job["status"] == "queued" and await queue_entries(app_without_worker, job_id) == []
 
     GATES["switch-over"].set()
+    await switch_executor(settings, "procrastinate")
     async with running_worker(settings, test_registry()):
         for job_id in ids:
             assert (await wait_for_status(bare_client, job_id, "succeeded"))["attempts"] == 1
