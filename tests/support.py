@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -59,6 +60,15 @@ class Slow(Processor):
         if params.fail:
             raise ProcessingError("asked to fail", code="asked_to_fail")
         return Output(filename=f"{ctx.input_filename}.out", content_type="application/octet-stream")
+
+
+class SlowChild(Slow):
+    """`slow` in a child process of its own: stopped by its parent, never by itself (a child
+    is never handed the cancel event, so its `check_cancelled()` never fires)."""
+
+    name = "slow-child"
+    description = "Test processor: a slow copy in a child process."
+    isolation = "process"
 
 
 class Crash(Processor):
@@ -204,9 +214,54 @@ class Twice(Processor):
         return Output(filename="out.bin", content_type="application/octet-stream")
 
 
+class LeakyParams(BaseModel):
+    kind: str = "permanent"  # permanent | retryable | oserror | bug
+
+
+class Leaky(Processor):
+    """A third-party processor whose errors name server paths, as library errors do: the file
+    object it was handed, the folder it runs in, its own source file, the temp folder."""
+
+    name = "leaky"
+    description = "Test processor: fails with server paths in its error message."
+    Params = LeakyParams
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        assert isinstance(params, LeakyParams)
+        ctx.output.write(b"partial")
+        where = f"{ctx.input!r} in {os.getcwd()} ({__file__}, {tempfile.gettempdir()})"
+        if params.kind == "retryable":
+            raise RetryableError(f"cannot read {where}", code="leaky")
+        if params.kind == "oserror":
+            missing = Path(tempfile.gettempdir()) / "filejob-leaky" / "missing.bin"
+            missing.open("rb")  # FileNotFoundError, with the path
+        if params.kind == "bug":
+            raise ValueError(f"unexpected state of {where}")
+        raise ProcessingError(f"cannot read {where}", code="leaky")
+
+
+class LeakyChild(Leaky):
+    """`leaky` in a child process, where its input is a file opened by path."""
+
+    name = "leaky-child"
+    isolation = "process"
+
+
 def test_registry() -> ProcessorRegistry:
     return ProcessorRegistry(
-        [*builtin_processors(), Slow(), Crash(), Flaky(), Inflate(), Stubborn(), Spin(), Twice()]
+        [
+            *builtin_processors(),
+            Slow(),
+            Crash(),
+            Flaky(),
+            Inflate(),
+            Stubborn(),
+            Spin(),
+            Twice(),
+            SlowChild(),
+            Leaky(),
+            LeakyChild(),
+        ]
     )
 
 

@@ -78,13 +78,17 @@ async def test_timeout_terminates_the_child(
     assert await only_inputs(app)
 
 
-async def test_a_child_that_dies_fails_the_job_cleanly(
+async def test_a_child_that_keeps_dying_is_retried_then_fails_as_crashed(
     app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
 ) -> None:
-    job_id = (await submit(client, b"data", "spin", params={"exit_code": 3})).json()["id"]
+    """Dying without a word is an interrupted attempt (it may have been the OOM killer), not a
+    verdict on the input: retried until its attempts are used up."""
+    params = {"exit_code": 3}
+    job_id = (await submit(client, b"data", "spin", params=params, max_attempts=2)).json()["id"]
     await drain()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
-    assert job["status"] == "failed" and job["error"]["code"] == "processor_crashed"
+    assert job["status"] == "failed" and job["error"]["code"] == "crashed"
+    assert job["attempts"] == 2
     assert "exit code 3" in job["error"]["message"]
     assert await only_inputs(app)
 

@@ -3,13 +3,42 @@
 Threads cannot be killed; processes can. A processor that declares `isolation = "process"` runs
 in a child forked from a preloaded forkserver (cheap, and safe: the server is single-threaded).
 The child reads the stored input by path, writes the result to a named temp file while hashing
-it, and reports over a pipe: progress, then its outcome. On cancel, timeout or shutdown the
-parent sends SIGTERM, then SIGKILL after `STOP_GRACE` seconds, so the work stops within that
-whatever the processor is doing.
+it, and reports over a pipe: progress, then its outcome.
+
+Who stops a child. Only its parent, the server (or worker): on cancel, timeout or shutdown it
+SIGKILLs the child's process group at once, and discards the partial output itself. SIGTERM
+would buy nothing: Python's default action for it is to die on the spot, with no cleanup, and a
+processor has nothing to save. A stop signal meant for the server must not reach the children
+on its way, wherever it comes from: Ctrl+C (SIGINT to the terminal's foreground group),
+`kill -TERM -<pgid>`, an init that forwards to the group, and systemd's default
+KillMode=control-group, which sends SIGTERM to every process of the unit one by one. A process
+group of their own therefore cannot be all of it, and the forkserver must be shielded too: the
+children are its children, and die with it (PR_SET_PDEATHSIG).
+
+So SIGINT and SIGTERM are *blocked* in the thread that starts the forkserver: a signal mask
+survives fork() and exec(). CPython 3.11 keeps it all the way: `forkserver.ensure_running()`
+starts the server with `util.spawnv_passfds()`, whose `_posixsubprocess.fork_exec()` restores
+the caller's mask in the new process (after blocking everything around its vfork); the
+forkserver's `main()` sets handlers (SIGCHLD, SIGINT ignored) but never the mask; each child is
+an `os.fork()` of it, and `_serve_one()` resets handlers only. A blocked signal stays pending,
+harmlessly, and SIGKILL cannot be blocked, so the parent's stop and PDEATHSIG work as before.
+One trap: `resource_tracker.ensure_running()`, which `forkserver.ensure_running()` calls first,
+*unblocks* SIGINT and SIGTERM in the calling thread when it starts the tracker, undoing our mask;
+so the tracker is started before the mask is set (it shields itself: it ignores both).
+
+Each child also starts a session of its own (setsid): no terminal's job control reaches it, and
+the parent's SIGKILL to its process group takes whatever the processor itself started along.
+Processes a processor starts inherit the mask, so they too ignore the server's stop signals; a
+processor that stops one of them uses SIGKILL (`Popen.kill()`), not `terminate()`.
+
+A child that dies without reporting while nobody asked it to stop (the OOM killer, a segfault
+in a C extension, its process group killed from outside) raises `ChildDied`: the runner
+counts it as an interrupted attempt and retries it, as it would after the server's own crash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import importlib
@@ -19,6 +48,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -32,7 +62,8 @@ from service.processors.base import (
     RetryableError,
 )
 
-STOP_GRACE = 2.0
+STOP_GRACE = 2.0  # seconds a stopped child gets to be reaped; an abandoned thread, to return
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the server's; never the children's
 _PRELOAD = [
     "service.jobs.isolation",
     "service.processors.compress",
@@ -41,6 +72,23 @@ _PRELOAD = [
 ]
 _context_lock = threading.Lock()
 _context: Any = None
+
+
+class ChildDied(Exception):
+    """The processor's process ended without reporting an outcome, and nobody had asked it to
+    stop: an interrupted attempt, not a verdict on the input."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        if exitcode is not None and exitcode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-exitcode).name}"
+            except ValueError:  # a real-time signal: no name
+                how = f"was killed by signal {-exitcode}"
+        else:
+            how = f"died (exit code {exitcode})"
+        self.message = f"The processor's process {how} before it finished."
+        super().__init__(self.message)
+        self.exitcode = exitcode
 
 
 def _forkserver() -> Any:
@@ -74,7 +122,7 @@ def run_isolated(
         daemon=True,
         name=f"filejob-{processor.name}",
     )
-    child.start()
+    _start_shielded(child)
     sender.close()
     try:
         while True:
@@ -85,7 +133,7 @@ def run_isolated(
                     message = receiver.recv()
                 except EOFError:
                     child.join(STOP_GRACE)
-                    raise _crashed(child.exitcode) from None
+                    raise ChildDied(child.exitcode) from None
                 if message[0] == "progress":
                     on_progress(message[1])
                     continue
@@ -95,25 +143,33 @@ def run_isolated(
                     return Output(filename, content_type), size, sha256
                 raise _rebuild(message)
             if not child.is_alive() and not receiver.poll():
-                raise _crashed(child.exitcode)
+                raise ChildDied(child.exitcode)
     finally:
         receiver.close()
         _stop(child)
 
 
+def _start_shielded(child: Any) -> None:
+    """Start `child`, and the forkserver with it if it is not running (first use, or it died),
+    with the server's stop signals blocked: see the module's docstring."""
+    resource_tracker.ensure_running()  # first: starting it would unblock them
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        child.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _stop(child: Any) -> None:
-    if child.is_alive():
-        child.terminate()
+    """Kill the child and whatever it started (its process group); the caller discards its
+    output."""
+    if child.exitcode is None:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:  # not yet a group leader (or gone): the child alone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
         child.join(STOP_GRACE)
-    if child.is_alive():
-        child.kill()
-        child.join()
-
-
-def _crashed(exitcode: int | None) -> ProcessingError:
-    return ProcessingError(
-        f"The processor's process died (exit code {exitcode}).", code="processor_crashed"
-    )
 
 
 def _rebuild(message: tuple[Any, ...]) -> Exception:
@@ -123,7 +179,7 @@ def _rebuild(message: tuple[Any, ...]) -> Exception:
     if kind == "permanent":
         return ProcessingError(text, code)
     if kind == "oserror":
-        return OSError(code, text)
+        return OSError(code, text) if code else OSError(text)
     return RuntimeError(text)
 
 
@@ -131,7 +187,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """If the server is killed, its forkserver exits, and then so should we (Linux)."""
+    """When the server exits, however it ends, its forkserver exits, and then so do we
+    (Linux)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -148,6 +205,7 @@ def _child_main(
     output_path: str,
 ) -> None:
     _die_with_parent()
+    os.setsid()  # a session and process group of our own: see the module's docstring
     module, _, qualname = target.partition(":")
     processor_class: Any = importlib.import_module(module)
     for part in qualname.split("."):
@@ -188,7 +246,9 @@ def _run_child(
     except ProcessingError as exc:
         conn.send(("error", "permanent", exc.code, exc.message))
     except OSError as exc:
-        conn.send(("error", "oserror", exc.errno or 0, str(exc)))
+        # The text without its "[Errno N] ", which the parent's OSError(errno, text) adds back.
+        text = str(exc).removeprefix(f"[Errno {exc.errno}] ")
+        conn.send(("error", "oserror", exc.errno or 0, text))
     except Exception as exc:
         conn.send(("error", "bug", "processor_error", f"{type(exc).__name__}: {exc}"))
     else:

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ValidationError
 from service import logs
 from service.db import Database
 from service.filenames import sanitize_filename
-from service.jobs.isolation import STOP_GRACE, run_isolated
+from service.jobs.error_text import folders_of, scrub_paths
+from service.jobs.isolation import STOP_GRACE, ChildDied, run_isolated
 from service.jobs.keys import result_key
 from service.jobs.model import Job, utcnow
 from service.jobs.output import HashingOutput
@@ -85,6 +86,27 @@ def _input_meta(job: Job) -> dict[str, Any]:
         "input_filename": job.input_filename,
         "input_content_type": job.input_content_type,
     }
+
+
+@dataclass(frozen=True)
+class _AttemptFiles:
+    """Where an attempt's input and output are (when they have a path): named in its error
+    message as "<input>" and "<output>", and their folders not at all."""
+
+    input: str | None
+    output: str | None
+
+    @classmethod
+    def of(cls, *files: object) -> _AttemptFiles:
+        names = [getattr(file, "name", None) for file in files]
+        paths = [name if isinstance(name, str) else None for name in names]
+        return cls(*paths)
+
+    def scrub(self, text: str) -> str:
+        """`text` fit for a client: no server path in it (see `error_text`)."""
+        pairs = ((self.input, "<input>"), (self.output, "<output>"))
+        named = {path: name for path, name in pairs if path}
+        return scrub_paths(text, named, folders_of(self.input, self.output))
 
 
 class _Progress:
@@ -207,11 +229,13 @@ class JobRunner:
                 writer, work = await self._in_child(
                     job, processor, params, control, progress, input_path
                 )
+                files = _AttemptFiles(input_path, str(writer.path))
             else:
                 writer, work = await self._in_thread(
                     job, processor, params, source, control, progress
                 )
-            await self._run_work(job, writer, work, control, progress)
+                files = _AttemptFiles.of(source, writer.file)
+            await self._run_work(job, writer, work, control, progress, files)
 
     async def _input_path(
         self, job: Job, source: BinaryIO, stack: contextlib.AsyncExitStack
@@ -234,6 +258,7 @@ class JobRunner:
         work: Callable[[], Outcome],
         control: RunControl,
         progress: _Progress,
+        files: _AttemptFiles,
     ) -> None:
         outcome: Outcome | BaseException = Cancelled()
         try:
@@ -255,7 +280,7 @@ class JobRunner:
         except BaseException:
             await writer.discard()
             raise
-        await self._settle(job, outcome, writer, control)
+        await self._settle(job, outcome, writer, control, files)
 
     async def _in_child(
         self,
@@ -333,7 +358,10 @@ class JobRunner:
         outcome: Outcome | BaseException,
         writer: BlobWriter,
         control: RunControl,
+        files: _AttemptFiles,
     ) -> None:
+        """Record how the attempt ended. Every message from the processor (or about its
+        files) goes through `files.scrub`: a client never sees a server path."""
         if control.stop.is_set() or isinstance(outcome, Cancelled):
             await writer.discard()
             if control.reason == "timeout":
@@ -353,15 +381,24 @@ class JobRunner:
             return
         if isinstance(outcome, BaseException):
             await writer.discard()
-            if isinstance(outcome, RetryableError):
-                await self._retry_or_fail(job, outcome.code, outcome.message, control)
+            if isinstance(outcome, ChildDied):
+                # Not the server's doing (it had not asked the child to stop): interrupted,
+                # like an attempt its server's crash cut short. It counts, and a job whose
+                # every attempt ends so fails as `crashed`, as the workers' rescue says.
+                log.warning("job %s: %s", job.id, outcome.message)
+                await self._retry_or_fail(job, "crashed", outcome.message, control)
+            elif isinstance(outcome, RetryableError):
+                message = files.scrub(outcome.message)
+                await self._retry_or_fail(job, outcome.code, message, control)
             elif isinstance(outcome, ProcessingError):
-                await self._finish(job, JobStatus.FAILED, outcome.code, outcome.message)
+                message = files.scrub(outcome.message)
+                await self._finish(job, JobStatus.FAILED, outcome.code, message)
             elif isinstance(outcome, OSError):  # I/O trouble is worth another try
-                await self._retry_or_fail(job, _io_code(outcome), str(outcome), control)
+                message = files.scrub(str(outcome))
+                await self._retry_or_fail(job, _io_code(outcome), message, control)
             else:
                 log.error("job %s: processor %s crashed", job.id, job.processor, exc_info=outcome)
-                message = f"{type(outcome).__name__}: {outcome}"
+                message = files.scrub(f"{type(outcome).__name__}: {outcome}")
                 await self._finish(job, JobStatus.FAILED, "processor_error", message)
             return
         result, size, sha256 = outcome
@@ -369,7 +406,7 @@ class JobRunner:
             info = await writer.commit()
         except OSError as exc:
             await writer.discard()
-            await self._retry_or_fail(job, _io_code(exc), str(exc), control)
+            await self._retry_or_fail(job, _io_code(exc), files.scrub(str(exc)), control)
             return
         published = await self._finish(
             job,

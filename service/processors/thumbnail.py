@@ -66,6 +66,13 @@ class Thumbnail(Processor):
             # The warning only arrives here if the process turns warnings into errors; either
             # way the image is past Pillow's own limit.
             raise ProcessingError(str(exc), code="decompression_bomb") from None
+        except UnidentifiedImageError:
+            # Pillow's own text names the file object it was given (a server path).
+            raise ProcessingError(
+                "cannot decode image: no supported image format recognises it (an unknown "
+                "format, or a damaged or empty header)",
+                code="corrupt_image",
+            ) from None
         except _DECODE_ERRORS as exc:
             raise ProcessingError(f"cannot decode image: {exc}", code="corrupt_image") from None
         ctx.check_cancelled()

@@ -45,6 +45,7 @@ def test_processors_on_path(root: Path) -> str:
         "slow = tests.support:Slow\n"
         "crash = tests.support:Crash\n"
         "flaky = tests.support:Flaky\n"
+        "slow-child = tests.support:SlowChild\n"
     )
     return os.pathsep.join([str(REPO), str(root / "plugins")])
 
@@ -59,7 +60,11 @@ class PortTaken(RuntimeError):
     """The chosen port was taken by another process before the server bound it."""
 
 
-def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, log: Path, *, start_new_session: bool = False, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`filejob serve` on a free port; `start_new_session`: in a session and process group of
+    its own (its PID is the group's id), as a service manager or a terminal would start it."""
     environment = {
         **os.environ,
         "FILEJOB_DATA_DIR": str(data_dir),
@@ -72,13 +77,15 @@ def start_server(data_dir: Path, log: Path, **env: str) -> tuple[subprocess.Pope
     subprocess.run([FILEJOB, "db", "upgrade"], env=environment, check=True, capture_output=True)
     for _ in range(BIND_ATTEMPTS - 1):
         try:
-            return _serve(environment, log)
+            return _serve(environment, log, start_new_session)
         except PortTaken:
             continue  # a port free when chosen can be taken before uvicorn binds it
-    return _serve(environment, log)
+    return _serve(environment, log, start_new_session)
 
 
-def _serve(environment: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    environment: dict[str, str], log: Path, start_new_session: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     logged = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
@@ -87,6 +94,7 @@ def _serve(environment: dict[str, str], log: Path) -> tuple[subprocess.Popen[byt
             env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=start_new_session,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
