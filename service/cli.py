@@ -42,20 +42,28 @@ def serve(
     import uvicorn
 
     from service.app import create_app
-    from service.server import DrainingServer
+    from service.http_limits import HeadLimits, protocol_with
+    from service.server import CannotListen, DrainingServer, listen
 
     settings = load_settings(host=host, port=port)
     logs.configure(settings.log_level, settings.log_format)
+    try:
+        # Bound before the app starts: a taken port is reported here, not after "ready".
+        sockets = listen(settings.host, settings.port)
+    except CannotListen as exc:
+        typer.echo(f"filejob: {exc}", err=True)
+        raise typer.Exit(2) from None
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=protocol_with(HeadLimits.of(settings)),
         log_level=settings.log_level,
         log_config=None,  # keep the handler `logs.configure` installed
         timeout_graceful_shutdown=30,
     )
-    DrainingServer(config, app, settings.shutdown_grace).run()
+    DrainingServer(config, app, settings.shutdown_grace).run(sockets=sockets)
 
 
 @app.command()

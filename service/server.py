@@ -4,13 +4,18 @@ On the first SIGTERM/SIGINT: uploads are refused with 503 (status and downloads 
 no new job starts, and running jobs get up to `grace` seconds to finish. Then uvicorn shuts down
 as usual; jobs still running are stopped and stay queued for the next start. A second signal
 skips the wait. The process exits 0: the signal is handled, not re-raised.
+
+`listen` binds the server's sockets before anything starts, so that a port already taken stops
+`filejob serve` with a message naming it instead of after the app said it was ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -30,6 +35,12 @@ class DrainingServer(uvicorn.Server):
     async def serve(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets and self.started:
+            # uvicorn says where it listens only for sockets it bound itself.
+            self._log_started_message(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs as a signal handler in the loop's thread: only hand over to the loop here.
@@ -52,3 +63,40 @@ class DrainingServer(uvicorn.Server):
             await executor.drain_running(self.grace)
         finally:
             self.should_exit = True
+
+
+class CannotListen(Exception):
+    """The server's address cannot be bound; the message names host and port."""
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bound sockets for `host`:`port`, one per address the host resolves to, as asyncio's
+    `create_server` would make them (SO_REUSEADDR, IPv6 sockets IPv6-only); uvicorn listens on
+    them. Raises CannotListen, with every socket made so far closed."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise CannotListen(f"cannot listen on {where}: {exc.strerror.lower()}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotListen(
+                f"cannot listen on {where}: address already in use "
+                f"(another process holds port {port})"
+            ) from None
+        reason = exc.strerror or str(exc)
+        raise CannotListen(f"cannot listen on {where}: {reason.lower()}") from None
+    return sockets
