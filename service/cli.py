@@ -41,12 +41,15 @@ def serve(
     """Serve the API (the database must be upgraded first: `filejob db upgrade`)."""
     import uvicorn
 
-    from service.app import create_app
+    from service.app import create_app, preflight
     from service.http_limits import HeadLimits, protocol_with
     from service.server import CannotListen, DrainingServer, listen
 
     settings = load_settings(host=host, port=port)
     logs.configure(settings.log_level, settings.log_format)
+    # What the app would refuse to start with (stale schema, another executor mode, another
+    # in-process server on this database), said in one line instead of a traceback.
+    _run_refusable(preflight(settings))
     try:
         # Bound before the app starts: a taken port is reported here, not after "ready".
         sockets = listen(settings.host, settings.port)
@@ -127,11 +130,12 @@ def _run_refusable(work: Coroutine[Any, Any, T]) -> T:
     """Run `work`; a refusal to start (stale schema, settings the deployment contradicts)
     is one line on stderr and exit code 2, not a traceback."""
     from service.deployment import DeploymentMismatch
+    from service.jobs.executors.ownership import ExecutorBusy
     from service.migrations import SchemaOutOfDate
 
     try:
         return asyncio.run(work)
-    except (SchemaOutOfDate, DeploymentMismatch) as exc:
+    except (SchemaOutOfDate, DeploymentMismatch, ExecutorBusy) as exc:
         typer.echo(f"filejob: {exc}", err=True)
         raise typer.Exit(2) from None
 

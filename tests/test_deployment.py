@@ -20,7 +20,8 @@ from service.deployment import ADVISORY_KEY, DeploymentMismatch
 from service.jobs.executors.ownership import ExecutorBusy
 from service.migrations import upgrade
 from tests.conftest import make_settings
-from tests.services import postgres_database
+from tests.live.conftest import start_server, stop_server
+from tests.services import free_port, postgres_database
 from tests.support import test_registry
 
 FILEJOB = str(Path(sys.executable).with_name("filejob"))
@@ -121,3 +122,15 @@ async def test_links_verify_on_every_server_and_after_a_restart_without_a_config
     again = create_app(settings, registry=test_registry())
     async with again.router.lifespan_context(again):
         again.state.services.links.verify("job-id", query["expires"], query["sig"])
+
+
+def test_a_second_filejob_serve_on_one_data_dir_says_so_and_exits_2(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process, _ = start_server(data_dir, tmp_path / "server.log")
+    try:
+        second = filejob(data_dir, "serve", "--port", str(free_port()))
+        assert second.returncode == 2, second.stderr
+        assert f"another filejob serve (pid {process.pid}) already runs the jobs" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        stop_server(process)
