@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from service import web
 from service.api import events, health, jobs, metrics_route, processors, results
@@ -29,7 +30,7 @@ from service.errors import install_error_handlers
 from service.jobs.admission import Admission, CallbackRules
 from service.jobs.executors.base import Executor
 from service.jobs.executors.inprocess import InProcessExecutor
-from service.jobs.executors.ownership import AdvisoryLock, DataDirLock, ExecutorLock
+from service.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
 from service.jobs.executors.procrastinate import ProcrastinateExecutor
 from service.jobs.runner import JobRunner
 from service.jobs.service import JobService
@@ -149,7 +150,7 @@ def executor_lock(settings: Settings) -> ExecutorLock:
     """The lock an in-process executor holds (one per database, see `ownership`)."""
     if settings.uses_postgres:
         return AdvisoryLock(conninfo(settings.database_url))
-    return DataDirLock(settings.data_dir)
+    return DatabaseFileLock(Path(make_url(settings.database_url).database or "filejob.db"))
 
 
 async def preflight(settings: Settings) -> None:

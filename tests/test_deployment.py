@@ -109,6 +109,20 @@ async def test_a_second_inprocess_server_on_one_database_refuses_to_start(
         await start(create_app(settings, registry=test_registry()))  # released with the first
 
 
+async def test_two_data_dirs_naming_one_sqlite_database_cannot_both_run_its_jobs(
+    tmp_path: Path,
+) -> None:
+    one = make_settings(tmp_path / "one")
+    two = make_settings(tmp_path / "two", database_url=one.database_url)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    await anyio.to_thread.run_sync(upgrade, one.database_url)
+    first = create_app(one, registry=test_registry())
+    async with first.router.lifespan_context(first):
+        with pytest.raises(ExecutorBusy, match="filejob.db"):
+            await start(create_app(two, registry=test_registry()))
+
+
 async def test_links_verify_on_every_server_and_after_a_restart_without_a_configured_secret(
     tmp_path: Path, pg_url: str
 ) -> None:

@@ -4,6 +4,7 @@ processor (built in or third-party, in a thread or a child process) put in its e
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
@@ -78,8 +79,15 @@ async def test_an_unreadable_image_fails_without_naming_its_stored_path(
     ],
 )
 async def test_a_third_party_processors_error_loses_its_paths(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path, processor: str, kind: str, code: str
+    client: httpx.AsyncClient,
+    drain: Any,
+    data_dir: Path,
+    processor: str,
+    kind: str,
+    code: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="service.jobs.runner")
     params = {"kind": kind}
     submitted = await submit(client, b"data", processor, params=params, max_attempts=1)
     job_id = submitted.json()["id"]
@@ -98,6 +106,9 @@ async def test_a_third_party_processors_error_loses_its_paths(
         assert "ValueError: unexpected state of " in message
     else:
         assert message.startswith("cannot read <")
+    # The operator's log keeps what the processor said, paths and all.
+    raised = [r.getMessage() for r in caplog.records if "as raised" in r.getMessage()]
+    assert raised and ("support.py" in raised[0] or "filejob-leaky" in raised[0])
 
 
 def test_known_paths_get_their_names_and_other_paths_a_placeholder(tmp_path: Path) -> None:

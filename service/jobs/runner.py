@@ -103,10 +103,14 @@ class _AttemptFiles:
         return cls(*paths)
 
     def scrub(self, text: str) -> str:
-        """`text` fit for a client: no server path in it (see `error_text`)."""
+        """`text` fit for a client: no server path in it (see `error_text`). The operator
+        keeps the whole text: it is logged when the scrub changed it."""
         pairs = ((self.input, "<input>"), (self.output, "<output>"))
         named = {path: name for path, name in pairs if path}
-        return scrub_paths(text, named, folders_of(self.input, self.output))
+        scrubbed = scrub_paths(text, named, folders_of(self.input, self.output))
+        if scrubbed != text:
+            log.info("processor error as raised (the job shows it without paths): %s", text)
+        return scrubbed
 
 
 class _Progress:

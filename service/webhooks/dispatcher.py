@@ -107,10 +107,14 @@ class WebhookDispatcher:
     async def _attempt(self, job: Job, attempt: int) -> tuple[bool, str, bool]:
         """(delivered, the outcome to record, whether it is final) of one attempt."""
         try:
-            status = await self._post(job)
+            # The whole attempt, name lookup included, in twice the timeout: httpx's own
+            # timeout bounds each read, and a receiver that trickles its reply would otherwise
+            # hold the attempt (and this pass, and everyone's webhooks behind it) for ever.
+            with anyio.fail_after(self.policy.timeout * 2):
+                status = await self._post(job)
         except _Refused as exc:
             return False, f"refused: {exc}", True
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             return False, "timeout", False
         except httpx.HTTPError as exc:
             return False, f"error: {type(exc).__name__}", False

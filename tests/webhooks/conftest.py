@@ -28,7 +28,7 @@ class Receiver:
     url: str
     deliveries: list[Delivery] = field(default_factory=list)
     # Replies, in order; the last one repeats. An int is a status; ("sleep", s) stalls first;
-    # ("redirect", path) answers 302 to `path`.
+    # ("trickle", s) sends a 200 one byte every s seconds; ("redirect", path) answers 302.
     replies: list[object] = field(default_factory=lambda: [200])
 
     def next_reply(self) -> object:
@@ -49,6 +49,17 @@ def receiver() -> Iterator[Receiver]:
             if isinstance(reply, tuple) and reply[0] == "sleep":
                 time.sleep(reply[1])
                 reply = 200
+            if isinstance(reply, tuple) and reply[0] == "trickle":
+                # Each byte of the reply well within a read timeout, the whole far past it.
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the sender gave up
+                        break
+                    time.sleep(reply[1])
+                self.close_connection = True
+                return
             if isinstance(reply, tuple) and reply[0] == "redirect":
                 self.send_response(302)
                 self.send_header("Location", reply[1])

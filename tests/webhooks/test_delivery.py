@@ -110,8 +110,13 @@ async def test_failures_are_retried_until_delivered(
 
 @pytest.mark.parametrize(
     ("reply", "outcome"),
-    [(500, "500"), (("redirect", "/elsewhere"), "302"), (("sleep", 1.5), "timeout")],
-    ids=["server-error", "redirect", "timeout"],
+    [
+        (500, "500"),
+        (("redirect", "/elsewhere"), "302"),
+        (("sleep", 1.5), "timeout"),
+        (("trickle", 0.3), "timeout"),  # ~11 s a reply, each byte within the read timeout
+    ],
+    ids=["server-error", "redirect", "timeout", "trickled-reply"],
 )
 async def test_attempts_are_bounded_and_visible(
     app: FastAPI,

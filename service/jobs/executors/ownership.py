@@ -4,8 +4,9 @@ A starting in-process server resumes every unfinished job it finds; two of them 
 database would both run the same jobs. So the server that runs jobs holds an exclusive lock
 for its whole life, and a second one refuses to start, saying who holds it:
 
-- SQLite (one machine): `flock` on `<data_dir>/filejob.lock`, released by the kernel when the
-  process ends, however it ends; the file records the holder's PID for the message.
+- SQLite (one machine): `flock` on `<database file>.lock` (the database, not the data dir: two
+  data dirs may name one database), released by the kernel when the process ends, however it
+  ends; the file records the holder's PID for the message.
 - PostgreSQL: a session advisory lock on a connection of its own, released when the server
   disconnects (or dies). `filejob db upgrade` also checks it before moving the deployment to
   procrastinate workers (service/deployment.py).
@@ -36,9 +37,10 @@ class ExecutorLock(Protocol):
     def release(self) -> None: ...
 
 
-class DataDirLock:
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "filejob.lock"
+class DatabaseFileLock:
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.path = database.with_name(database.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -51,7 +53,8 @@ class DataDirLock:
             os.close(fd)
             raise ExecutorBusy(
                 f"another filejob serve (pid {holder}) already runs the jobs of "
-                f"{self.path.parent}: stop it first, or give this one another FILEJOB_DATA_DIR"
+                f"{self.database}: stop it first, or give this one a database of its own "
+                "(FILEJOB_DATA_DIR, FILEJOB_DATABASE_URL)"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
