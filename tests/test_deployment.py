@@ -119,7 +119,7 @@ async def test_two_data_dirs_naming_one_sqlite_database_cannot_both_run_its_jobs
     await anyio.to_thread.run_sync(upgrade, one.database_url)
     first = create_app(one, registry=test_registry())
     async with first.router.lifespan_context(first):
-        with pytest.raises(ExecutorBusy, match="filejob.db"):
+        with pytest.raises(ExecutorBusy, match=r"filejob\.db"):
             await start(create_app(two, registry=test_registry()))
 
 
