@@ -179,6 +179,57 @@ def webhook_policy(settings: Settings) -> WebhookPolicy:
     )
 
 
+async def _compose(
+    settings: Settings, db: Database, registry: ProcessorRegistry | None
+) -> tuple[Services, WebhookDispatcher, Sweeper]:
+    """The app's services on `db`; `registry` defaults to the installed processors."""
+    storage = storage_for(settings)
+    available = registry if registry is not None else ProcessorRegistry.discover()
+    metrics = Metrics(db)
+    executor = executor_for(
+        settings, db, lambda: job_runner(settings, db, storage, available, metrics.jobs)
+    )
+    job_service = JobService(
+        db,
+        storage,
+        executor,
+        admission(settings, db, available),
+        max_attempts=settings.max_attempts,
+        max_job_seconds=settings.max_job_seconds,
+    )
+    links = await link_signer(settings, db)
+    webhooks = WebhookDispatcher(
+        db,
+        lambda job: JobOut.of(job, links).model_dump_json().encode(),
+        webhook_policy(settings),
+    )
+    watcher = JobWatcher(db)
+    db.after_commit.append(watcher.poke)
+    presigner = storage if isinstance(storage, PresignsDownloads) else None
+    services = Services(
+        settings,
+        job_service,
+        available,
+        executor,
+        authenticator(settings, db),
+        links,
+        watcher,
+        Readiness(db, storage, executor, min_free_bytes=settings.min_free_bytes),
+        metrics,
+        presigner if settings.s3_presigned_downloads else None,
+    )
+    sweeper = Sweeper(
+        job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
+    )
+    return services, webhooks, sweeper
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(
     settings: Settings | None = None, *, registry: ProcessorRegistry | None = None
 ) -> FastAPI:
@@ -187,92 +238,47 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(
-            settings.database_url, durable=settings.fsync, busy_timeout=settings.db_busy_timeout
-        )
-        try:
+        # Everything started is stopped in reverse order, on every path: a start-up that
+        # fails half-way (a lock held elsewhere, a bad setting) leaves nothing open either.
+        async with contextlib.AsyncExitStack() as stack:
+            db = Database(
+                settings.database_url,
+                durable=settings.fsync,
+                busy_timeout=settings.db_busy_timeout,
+            )
+            stack.push_async_callback(db.dispose)
             await ensure_schema_current(db)
             await check_executor(db, settings.executor)
-        except BaseException:
-            await db.dispose()
-            raise
-        await db.warm()
-        storage = storage_for(settings)
-        available = registry if registry is not None else ProcessorRegistry.discover()
-        metrics = Metrics(db)
-        executor = executor_for(
-            settings, db, lambda: job_runner(settings, db, storage, available, metrics.jobs)
-        )
-        job_service = JobService(
-            db,
-            storage,
-            executor,
-            admission(settings, db, available),
-            max_attempts=settings.max_attempts,
-            max_job_seconds=settings.max_job_seconds,
-        )
-        links = await link_signer(settings, db)
-        webhooks = WebhookDispatcher(
-            db,
-            lambda job: JobOut.of(job, links).model_dump_json().encode(),
-            webhook_policy(settings),
-        )
-        app.state.webhooks = webhooks
-        watcher = JobWatcher(db)
-        db.after_commit.append(watcher.poke)
-        presigner = storage if isinstance(storage, PresignsDownloads) else None
-        app.state.services = Services(
-            settings,
-            job_service,
-            available,
-            executor,
-            authenticator(settings, db),
-            links,
-            watcher,
-            Readiness(db, storage, executor, min_free_bytes=settings.min_free_bytes),
-            metrics,
-            presigner if settings.s3_presigned_downloads else None,
-        )
-        app.state.upload_policy = upload_policy(settings, storage)
-        sweeper = Sweeper(
-            job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
-        )
-        lock = executor_lock(settings) if executor.runs_jobs_here else None
-        if lock is not None:  # one such server per database, or jobs would run twice
-            try:
+            await db.warm()
+            services, webhooks, sweeper = await _compose(settings, db, registry)
+            stack.push_async_callback(webhooks.close)
+            app.state.webhooks = webhooks
+            app.state.services = services
+            app.state.upload_policy = upload_policy(settings, services.jobs.storage)
+            executor = services.executor
+            if executor.runs_jobs_here:  # one such server per database, or jobs run twice
+                lock = executor_lock(settings)
                 await anyio.to_thread.run_sync(lock.acquire)
-            except BaseException:
-                await webhooks.close()
-                await db.dispose()
-                raise
-        await executor.start()
-        if executor.runs_jobs_here:  # else the workers rescue each other's jobs
-            await job_service.resume_unfinished()
-        sweeping = asyncio.create_task(sweeper.run_forever(settings.sweep_interval))
-        delivering = asyncio.create_task(webhooks.run_forever())
-        watching = asyncio.create_task(watcher.run_forever())
-        background = [sweeping, delivering, watching]
-        if settings.uses_postgres:  # other processes' changes arrive as notifications
-            background.append(
-                asyncio.create_task(watcher.listen_forever(conninfo(settings.database_url)))
+                stack.callback(lock.release)
+            await executor.start()
+            stack.push_async_callback(executor.shutdown)
+            if executor.runs_jobs_here:  # else the workers rescue each other's jobs
+                await services.jobs.resume_unfinished()
+            background = [
+                sweeper.run_forever(settings.sweep_interval),
+                webhooks.run_forever(),
+                services.watcher.run_forever(),
+            ]
+            if settings.uses_postgres:  # other processes' changes arrive as notifications
+                background.append(services.watcher.listen_forever(conninfo(settings.database_url)))
+            for work in background:
+                stack.push_async_callback(_cancel, asyncio.create_task(work))
+            log.info(
+                "filejob ready: data in %s, jobs run %s",
+                settings.storage_url or settings.data_dir,
+                f"here, {settings.workers} at once" if executor.runs_jobs_here else "by workers",
             )
-        log.info(
-            "filejob ready: data in %s, jobs run %s",
-            settings.storage_url or settings.data_dir,
-            f"here, {settings.workers} at once" if executor.runs_jobs_here else "by workers",
-        )
-        try:
             yield
-        finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await executor.shutdown()
-            if lock is not None:
-                lock.release()
-            await webhooks.close()
-            await db.dispose()
 
     app = FastAPI(
         title="filejob",
