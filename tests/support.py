@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -69,6 +70,20 @@ class SlowChild(Slow):
     name = "slow-child"
     description = "Test processor: a slow copy in a child process."
     isolation = "process"
+
+
+class Straggler(Processor):
+    """Starts a background process in its own process group, then returns at once: what a
+    processor leaves behind must not outlive its child. The result is that process's pid."""
+
+    name = "straggler"
+    description = "Test processor: leaves a background process behind."
+    isolation = "process"
+
+    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+        left = subprocess.Popen(["sleep", "120"])
+        ctx.output.write(str(left.pid).encode())
+        return Output("pid.txt", "text/plain")
 
 
 class Crash(Processor):
@@ -259,6 +274,7 @@ def test_registry() -> ProcessorRegistry:
             Spin(),
             Twice(),
             SlowChild(),
+            Straggler(),
             Leaky(),
             LeakyChild(),
         ]

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from tests.conftest import PROFILES
-from tests.support import stored, submit, wait_for_status
+from tests.support import eventually, stored, submit, wait_for_status
 
 
 @pytest.fixture
@@ -102,3 +102,20 @@ async def test_errors_cross_the_process_boundary(
     await drain()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "succeeded" and job["attempts"] == 2
+
+
+async def test_what_a_child_leaves_behind_dies_with_it(
+    client: httpx.AsyncClient, drain: Any
+) -> None:
+    job_id = (await submit(client, b"x", "straggler")).json()["id"]
+    await drain()
+    assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "succeeded"
+    pid = int((await client.get(f"/v1/jobs/{job_id}/result")).text)
+
+    async def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    await eventually(gone)

@@ -163,13 +163,16 @@ def _start_shielded(child: Any) -> None:
 def _stop(child: Any) -> None:
     """Kill the child and whatever it started (its process group); the caller discards its
     output."""
-    if child.exitcode is None:
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:  # not yet a group leader (or gone): the child alone
+    # Whether or not the child is still running: a process it left behind in its group
+    # (started in the background, then returned) goes too. While any member lives, the
+    # group's id (the child's pid) cannot be given to another process.
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:  # no group left, or the child is not yet its leader
+        if child.exitcode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)
-        child.join(STOP_GRACE)
+    child.join(STOP_GRACE)
 
 
 def _rebuild(message: tuple[Any, ...]) -> Exception:
