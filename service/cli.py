@@ -101,27 +101,59 @@ def worker(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Apply Alembic migrations up to REVISION."""
+def db_upgrade(
+    revision: str = typer.Argument("head"),
+    switch_executor: bool = typer.Option(
+        False,
+        "--switch-executor",
+        help="Make FILEJOB_EXECUTOR the deployment's way of running jobs (refused while a "
+        "process of the old way runs). Without it, a FILEJOB_EXECUTOR other than the one the "
+        "database records is refused before anything is migrated.",
+    ),
+) -> None:
+    """Apply Alembic migrations up to REVISION, and record how the deployment runs jobs."""
+    from sqlalchemy.engine import make_url
+
     from service.migrations import upgrade
 
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not switch_executor:
+        _run_refusable(_on_deployment(settings, _agrees))
     upgrade(settings.database_url, revision)
-    typer.echo(f"database at {revision}: {settings.database_url}")
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    typer.echo(f"database at {revision}: {shown}")
     if revision == "head":
-        previous = _run_refusable(_record_executor(settings))
+        previous = _run_refusable(_on_deployment(settings, _record))
         now = f"jobs run by FILEJOB_EXECUTOR={settings.executor}"
         typer.echo(f"{now} (was {previous})" if previous else now)
 
 
-async def _record_executor(settings: Settings) -> str | None:
-    from service.db import Database
+async def _agrees(db: Any, settings: Settings) -> None:
+    from service.deployment import DeploymentMismatch, recorded_executor
+
+    recorded = await recorded_executor(db)
+    if recorded is not None and recorded != settings.executor:
+        raise DeploymentMismatch(
+            f"this database's jobs are run by FILEJOB_EXECUTOR={recorded}, and this command "
+            f"has FILEJOB_EXECUTOR={settings.executor}: nothing was migrated. Run it with "
+            f"FILEJOB_EXECUTOR={recorded}, or add --switch-executor to change how the "
+            "deployment runs jobs (with every server and worker stopped)"
+        )
+
+
+async def _record(db: Any, settings: Settings) -> str | None:
     from service.deployment import record_executor
+
+    return await record_executor(db, settings.executor)
+
+
+async def _on_deployment(settings: Settings, work: Callable[[Any, Settings], Awaitable[T]]) -> T:
+    from service.db import Database
 
     db = Database(settings.database_url, durable=settings.fsync)
     try:
-        return await record_executor(db, settings.executor)
+        return await work(db, settings)
     finally:
         await db.dispose()
 

@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import String, Text, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -75,6 +75,16 @@ async def check_executor(db: Database, executor: str) -> None:
             "jobs, stop every server and worker, then run `filejob db upgrade` with the new "
             "FILEJOB_EXECUTOR"
         )
+
+
+async def recorded_executor(db: Database) -> str | None:
+    """The executor this database records; None if none is (or it predates the record)."""
+    try:
+        async with db.read() as session:
+            fact = await session.get(DeploymentFact, EXECUTOR)
+    except DBAPIError:  # no `deployment` table yet: `filejob db upgrade` makes it
+        return None
+    return fact.value if fact is not None else None
 
 
 async def record_executor(db: Database, executor: str) -> str | None:

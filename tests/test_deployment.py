@@ -77,20 +77,27 @@ def test_db_upgrade_records_and_switches_the_executor_only_when_nothing_of_the_o
     first = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="procrastinate")
     assert first.returncode == 0, first.stderr
     assert "FILEJOB_EXECUTOR=procrastinate" in first.stdout
+    # A routine upgrade run with the wrong setting (a migration job without
+    # FILEJOB_EXECUTOR, say) switches nothing and migrates nothing.
+    plain = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="inprocess")
+    assert plain.returncode == 2
+    assert "FILEJOB_EXECUTOR=procrastinate" in plain.stderr and "--switch-executor" in plain.stderr
+    assert "database at" not in plain.stdout
+    switch = ("db", "upgrade", "--switch-executor")
     # A live worker (a fresh heartbeat) holds jobs: moving to in-process is refused.
     with psycopg.connect(conninfo(pg_url), autocommit=True) as connection:
         connection.execute("INSERT INTO procrastinate_workers DEFAULT VALUES")
-        refused = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="inprocess")
+        refused = filejob(tmp_path, *switch, **env, FILEJOB_EXECUTOR="inprocess")
         assert refused.returncode == 2
         assert "workers are still running" in refused.stderr
         connection.execute("DELETE FROM procrastinate_workers")
-    switched = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="inprocess")
+    switched = filejob(tmp_path, *switch, **env, FILEJOB_EXECUTOR="inprocess")
     assert switched.returncode == 0, switched.stderr
     assert "(was procrastinate)" in switched.stdout
     # A live in-process server (its advisory lock held) blocks the way back.
     with psycopg.connect(conninfo(pg_url), autocommit=True) as connection:
         connection.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))
-        refused = filejob(tmp_path, "db", "upgrade", **env, FILEJOB_EXECUTOR="procrastinate")
+        refused = filejob(tmp_path, *switch, **env, FILEJOB_EXECUTOR="procrastinate")
         assert refused.returncode == 2
         assert "in-process `filejob serve` is still running" in refused.stderr
 
