@@ -13,6 +13,7 @@ import anyio
 import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from service import web
 from service.api import events, health, jobs, metrics_route, processors, results
@@ -25,7 +26,7 @@ from service.auth.ratelimit import RateLimiter
 from service.auth.service import KeyDefaults, KeyService
 from service.config import Settings
 from service.db import Database, conninfo
-from service.deployment import check_executor, link_secret
+from service.deployment import RefusedToStart, check_executor, link_secret
 from service.errors import install_error_handlers
 from service.jobs.admission import Admission, CallbackRules
 from service.jobs.executors.base import Executor
@@ -157,10 +158,20 @@ async def preflight(settings: Settings) -> None:
     """What the lifespan refuses to start with, checked before a server starts, so that
     `filejob serve` can say it in one line: a stale schema, an executor the database does not
     record, another in-process server already running this database's jobs."""
+    try:
+        RateLimiter(settings.rate_limit_storage)  # builds its store; connects on first use
+    except ValueError as exc:
+        raise RefusedToStart(str(exc)) from None
     db = Database(settings.database_url, durable=settings.fsync)
     try:
         await ensure_schema_current(db)
         await check_executor(db, settings.executor)
+    except DBAPIError as exc:  # none there, or unreachable: no traceback for that
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise RefusedToStart(
+            f"cannot use the database {shown}: {exc.orig} (is FILEJOB_DATA_DIR or "
+            "FILEJOB_DATABASE_URL right, and has `filejob db upgrade` run?)"
+        ) from None
     finally:
         await db.dispose()
     if settings.executor == "inprocess":

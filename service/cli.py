@@ -161,13 +161,12 @@ async def _on_deployment(settings: Settings, work: Callable[[Any, Settings], Awa
 def _run_refusable(work: Coroutine[Any, Any, T]) -> T:
     """Run `work`; a refusal to start (stale schema, settings the deployment contradicts)
     is one line on stderr and exit code 2, not a traceback."""
-    from service.deployment import DeploymentMismatch
-    from service.jobs.executors.ownership import ExecutorBusy
+    from service.deployment import RefusedToStart
     from service.migrations import SchemaOutOfDate
 
     try:
         return asyncio.run(work)
-    except (SchemaOutOfDate, DeploymentMismatch, ExecutorBusy) as exc:
+    except (SchemaOutOfDate, RefusedToStart) as exc:
         typer.echo(f"filejob: {exc}", err=True)
         raise typer.Exit(2) from None
 

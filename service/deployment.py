@@ -42,7 +42,11 @@ class DeploymentFact(Base):
     set_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class DeploymentMismatch(RuntimeError):
+class RefusedToStart(RuntimeError):
+    """A reason not to start, said to the operator in one line (exit code 2)."""
+
+
+class DeploymentMismatch(RefusedToStart):
     """This process's settings contradict what the deployment's database records."""
 
 

@@ -33,12 +33,14 @@ def interpreting(what: str, error: Callable[[str], FilejobError]) -> Iterator[No
     document). Whatever such code raises, other than our own errors and the environment's
     (`OSError`: the disk, the network), was caused by the input, whatever its type: a decoder's
     `UnicodeError`, `int()`'s digit limit, a `RecursionError`, the next surprise. It becomes
-    `error(...)`, a 4xx naming `what`, instead of a 500; the traceback is logged at warning
-    level, so that a parser bug behind it is still seen."""
+    `error(...)`, a 4xx naming `what`, instead of a 500. One line is logged at warning level
+    (what, and the exception), and the traceback at debug level: a parser bug behind such
+    answers stays visible, and hostile clients cannot fill the log with tracebacks."""
     try:
         yield
     except (FilejobError, OSError):
         raise
     except Exception as exc:
-        log.warning("%s could not be read", what, exc_info=True)
+        log.warning("%s could not be read: %s: %s", what, type(exc).__name__, exc)
+        log.debug("%s could not be read", what, exc_info=True)
         raise error(f"{what} could not be read ({type(exc).__name__}).") from exc

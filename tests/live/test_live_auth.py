@@ -65,8 +65,10 @@ def test_keys_from_the_cli_on_a_server_that_requires_them(tmp_path: Path) -> Non
         (["--host", "0.0.0.0"], {"FILEJOB_AUTH": "off"}, "without authentication"),
         ([], {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": "changeme"}, "placeholder"),
         ([], {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": "short"}, "placeholder"),
+        ([], {"FILEJOB_RATE_LIMIT_STORAGE": "nosuch://x"}, "FILEJOB_RATE_LIMIT_STORAGE"),
+        ([], {}, "cannot use the database"),  # no data dir, no `db upgrade`
     ],
-    ids=["public-auth-off", "placeholder", "short"],
+    ids=["public-auth-off", "placeholder", "short", "rate-limit-storage", "no-database"],
 )
 def test_unsafe_configurations_refuse_to_start(
     tmp_path: Path, args: list[str], env: dict[str, str], message: str

@@ -237,7 +237,8 @@ async def test_a_form_charset_that_cannot_decode_its_parts_is_a_400(
     fault, a problem+json 4xx, never a 500."""
     body = upload_body(CONTENT, filename=filename)
     response = await post_raw(client, body, f"{MULTIPART}; charset={charset}")
-    assert response.status_code in (202, 400), response.text
-    if response.status_code == 400:
+    if charset in ("undefined", "punycode"):  # these cannot decode the parts at all
         assert_problem(response, 400, "malformed_multipart")
         await assert_unchanged(before)
+    else:  # a name the codec decodes, however oddly: stored as metadata, sanitised
+        assert response.status_code in (202, 400), response.text

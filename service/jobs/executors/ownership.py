@@ -22,10 +22,10 @@ from typing import Protocol
 
 import psycopg
 
-from service.deployment import ADVISORY_KEY
+from service.deployment import ADVISORY_KEY, RefusedToStart
 
 
-class ExecutorBusy(RuntimeError):
+class ExecutorBusy(RefusedToStart):
     """Another process already runs this database's jobs."""
 
 
