@@ -235,6 +235,23 @@ async def _compose(
     return services, webhooks, sweeper
 
 
+LOCK_CHECK_SECONDS = 30.0
+
+
+async def _keep(lock: ExecutorLock, executor: Executor) -> None:
+    """Check the executor lock now and then; if another server took it meanwhile (ours was
+    lost with its database session), start no more jobs here, loudly."""
+    while True:
+        await asyncio.sleep(LOCK_CHECK_SECONDS)
+        if not await anyio.to_thread.run_sync(lock.held):
+            log.critical(
+                "another filejob serve took over this database's jobs while this server's "
+                "executor lock was lost: no more jobs start here; stop one of the two servers"
+            )
+            await executor.drain_running(0)
+            return
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -267,8 +284,8 @@ def create_app(
             app.state.services = services
             app.state.upload_policy = upload_policy(settings, services.jobs.storage)
             executor = services.executor
-            if executor.runs_jobs_here:  # one such server per database, or jobs run twice
-                lock = executor_lock(settings)
+            lock = executor_lock(settings) if executor.runs_jobs_here else None
+            if lock is not None:  # one such server per database, or jobs would run twice
                 await anyio.to_thread.run_sync(lock.acquire)
                 stack.callback(lock.release)
             await executor.start()
@@ -282,6 +299,8 @@ def create_app(
             ]
             if settings.uses_postgres:  # other processes' changes arrive as notifications
                 background.append(services.watcher.listen_forever(conninfo(settings.database_url)))
+            if lock is not None:
+                background.append(_keep(lock, executor))
             for work in background:
                 stack.push_async_callback(_cancel, asyncio.create_task(work))
             log.info(

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from service.app import create_app
 from service.db import conninfo
 from service.deployment import ADVISORY_KEY, DeploymentMismatch
-from service.jobs.executors.ownership import ExecutorBusy
+from service.jobs.executors.ownership import AdvisoryLock, ExecutorBusy
 from service.migrations import upgrade
 from tests.conftest import make_settings
 from tests.live.conftest import start_server, stop_server
@@ -155,3 +155,27 @@ def test_a_second_filejob_serve_on_one_data_dir_says_so_and_exits_2(tmp_path: Pa
         assert "Traceback" not in second.stderr
     finally:
         stop_server(process)
+
+
+def test_a_lost_advisory_lock_is_taken_again_unless_another_server_has_it(pg_url: str) -> None:
+    lock = AdvisoryLock(conninfo(pg_url))
+    lock.acquire()
+    try:
+
+        def end_the_locks_session() -> None:
+            with psycopg.connect(conninfo(pg_url), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND objid = %s AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (ADVISORY_KEY & 0xFFFFFFFF,),
+                )
+
+        end_the_locks_session()  # a database restart, an idle timeout, a cut connection
+        assert lock.held()  # nobody else had taken it: taken again
+        end_the_locks_session()
+        with psycopg.connect(conninfo(pg_url), autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))  # another server
+            assert not lock.held()
+    finally:
+        lock.release()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,15 @@ from typing import Protocol
 import psycopg
 
 from service.deployment import ADVISORY_KEY, RefusedToStart
+
+log = logging.getLogger(__name__)
+
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 class ExecutorBusy(RefusedToStart):
@@ -35,6 +45,11 @@ class ExecutorLock(Protocol):
         ...
 
     def release(self) -> None: ...
+
+    def held(self) -> bool:
+        """Whether the lock is still ours, taking it again if it was lost without another
+        process taking it; False if another one has it now."""
+        ...
 
 
 class DatabaseFileLock:
@@ -65,6 +80,9 @@ class DatabaseFileLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
+    def held(self) -> bool:
+        return self._fd is not None  # a flock lasts as long as its descriptor
+
 
 class AdvisoryLock:
     def __init__(self, conninfo: str) -> None:
@@ -72,7 +90,8 @@ class AdvisoryLock:
         self._connection: psycopg.Connection | None = None
 
     def acquire(self) -> None:
-        connection = psycopg.connect(self.conninfo, autocommit=True)
+        # Keepalives: a connection cut without a word is noticed in about a minute, not hours.
+        connection = psycopg.connect(self.conninfo, autocommit=True, **_KEEPALIVES)
         row = connection.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
         if not (row and row[0]):
             connection.close()
@@ -88,3 +107,20 @@ class AdvisoryLock:
             with contextlib.suppress(psycopg.Error):
                 self._connection.close()  # the session ends, and its advisory lock with it
             self._connection = None
+
+    def held(self) -> bool:
+        """A session-level lock ends with its session: a database restart or failover, an
+        idle-session timeout or a cut connection releases it while this server runs on."""
+        if self._connection is not None:
+            try:
+                self._connection.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                log.warning("the session holding this server's executor lock was lost")
+        self.release()
+        try:
+            self.acquire()
+        except (ExecutorBusy, psycopg.Error):
+            return False
+        log.info("executor lock taken again")
+        return True
