@@ -117,6 +117,10 @@ async def test_a_job_that_keeps_killing_its_workers_ends_crashed(
     GATES["stalled-poison"].set()
 
 
+# One slot: the test's worker is alive, only its heartbeat says otherwise, and with a free slot
+# it could start the rescued job's new entry at once, under its stale heartbeat, where a
+# rescuer still listing stalled entries would rescue that one too.
+@pytest.mark.parametrize("settings_overrides", [{"workers": 1}], ids=["one-slot-worker"])
 async def test_rescuers_racing_each_other_rescue_once(
     app: FastAPI, client: httpx.AsyncClient, queue_app: procrastinate.App
 ) -> None:
