@@ -21,8 +21,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.faults.test_scale_out import start_worker as start_scale_out_worker
 from tests.live.conftest import (
-    FILEJOB,
     start_server,
     stop_server,
     test_processors_on_path,
@@ -194,21 +194,8 @@ def cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
 
 
 def start_worker(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    environment = {
-        **os.environ,
-        "FILEJOB_DATA_DIR": str(data_dir),
-        "FILEJOB_FSYNC": "false",
-        "FILEJOB_LOG_LEVEL": "info",
-        **env,
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [FILEJOB, "worker", "--concurrency", "1"],
-            env=environment,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = {"FILEJOB_DATA_DIR": str(data_dir), **env}
+    return start_scale_out_worker(env, log, concurrency=1, start_new_session=True)
 
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:

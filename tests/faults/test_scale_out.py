@@ -50,14 +50,19 @@ def cluster_env(seaweedfs: str) -> Iterator[dict[str, str]]:
         }
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: dict[str, str], log: Path, *, concurrency: int = 2, start_new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """`filejob worker`; `start_new_session`: in a process group of its own, as a service
+    manager would start it."""
     environment = {**os.environ, "FILEJOB_FSYNC": "false", "FILEJOB_LOG_LEVEL": "info", **env}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [FILEJOB, "worker", "--concurrency", "2"],
+            [FILEJOB, "worker", "--concurrency", str(concurrency)],
             env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=start_new_session,
         )
 
 
