@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
     args.upload_dir.mkdir(parents=True, exist_ok=True)
-    # Mirrors service/cli.py's uvicorn.run(); http="httptools" is what "auto" picks there.
+    # Mirrors service/filejob/cli.py's uvicorn.run(); http="httptools" is what "auto" picks there.
     uvicorn.run(
         create_app(args.upload_dir, args.serve_file),
         host=args.host,

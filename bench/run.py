@@ -267,7 +267,7 @@ def filejob_env(data_dir: Path, fsync: bool) -> dict[str, str]:
 
 def filejob_command() -> list[str]:
     script = Path(sys.executable).with_name("filejob")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "service"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "filejob"]
 
 
 def start_filejob(name: str, data_dir: Path, fsync: bool, log_dir: Path) -> Server:

@@ -8,11 +8,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from service.auth.model import ApiKey
-from service.config import Settings
-from service.db import Database
-from service.jobs.model import Job
-from service.orm import Base
+from filejob.auth.model import ApiKey
+from filejob.config import Settings
+from filejob.db import Database
+from filejob.jobs.model import Job
+from filejob.orm import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.app import create_app
-from service.config import Settings
-from service.jobs.executors.inprocess import InProcessExecutor
-from service.migrations import upgrade
+from filejob.app import create_app
+from filejob.config import Settings
+from filejob.jobs.executors.inprocess import InProcessExecutor
+from filejob.migrations import upgrade
 from tests import services
 from tests.queue import drain_queue, running_worker
 from tests.services import postgres_database, s3_settings

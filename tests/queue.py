@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import psycopg
 
-from service.config import Settings
-from service.db import conninfo
-from service.processors.registry import ProcessorRegistry
-from service.worker import QueueWorker
+from filejob.config import Settings
+from filejob.db import conninfo
+from filejob.processors.registry import ProcessorRegistry
+from filejob.worker import QueueWorker
 
 DRAIN_LIMIT = 60  # seconds; no test's jobs take nearly that long
 _PENDING = """

@@ -15,15 +15,15 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
-from service.jobs.runner import JobRunner
-from service.processors.base import (
+from filejob.jobs.runner import JobRunner
+from filejob.processors.base import (
     Output,
     ProcessingError,
     Processor,
     ProcessorContext,
     RetryableError,
 )
-from service.processors.registry import ProcessorRegistry, builtin_processors
+from filejob.processors.registry import ProcessorRegistry, builtin_processors
 
 
 class SlowParams(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from service.config import Settings
+from filejob.config import Settings
 
 SECRET = "x" * 32
 

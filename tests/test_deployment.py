@@ -14,11 +14,11 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
-from service.app import create_app
-from service.db import conninfo
-from service.deployment import ADVISORY_KEY, DeploymentMismatch
-from service.jobs.executors.ownership import AdvisoryLock, ExecutorBusy
-from service.migrations import upgrade
+from filejob.app import create_app
+from filejob.db import conninfo
+from filejob.deployment import ADVISORY_KEY, DeploymentMismatch
+from filejob.jobs.executors.ownership import AdvisoryLock, ExecutorBusy
+from filejob.migrations import upgrade
 from tests.conftest import make_settings
 from tests.live.conftest import start_server, stop_server
 from tests.services import free_port, postgres_database

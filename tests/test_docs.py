@@ -1,4 +1,4 @@
-"""The README's settings table says exactly what service/config.py does."""
+"""The README's settings table says exactly what service/filejob/config.py does."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from service.config import Settings
+from filejob.config import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.jobs.error_text import folders_of, scrub_paths
+from filejob.jobs.error_text import folders_of, scrub_paths
 from tests.support import submit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ async def test_a_third_party_processors_error_loses_its_paths(
     code: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="service.jobs.runner")
+    caplog.set_level(logging.INFO, logger="filejob.jobs.runner")
     params = {"kind": kind}
     submitted = await submit(client, b"data", processor, params=params, max_attempts=1)
     job_id = submitted.json()["id"]

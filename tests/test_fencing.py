@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.jobs.repository import JobRepository
-from service.jobs.runner import RunControl
-from service.jobs.states import JobStatus
+from filejob.jobs.repository import JobRepository
+from filejob.jobs.runner import RunControl
+from filejob.jobs.states import JobStatus
 from tests.conftest import PROFILES
 from tests.support import GATES, blob_bytes, eventually, stored, submit, wait_for_status
 

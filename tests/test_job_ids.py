@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.jobs import service
+from filejob.jobs import service
 
 
 def test_an_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:

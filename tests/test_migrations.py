@@ -10,10 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from service.app import create_app
-from service.auth.model import ApiKey
-from service.jobs.model import Base
-from service.migrations import SchemaOutOfDate, alembic_config, upgrade
+from filejob.app import create_app
+from filejob.auth.model import ApiKey
+from filejob.jobs.model import Base
+from filejob.migrations import SchemaOutOfDate, alembic_config, upgrade
 from tests.conftest import make_settings
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.api.ranges import ByteRange, etag_matches, parse_range
-from service.errors import RangeNotSatisfiable
+from filejob.api.ranges import ByteRange, etag_matches, parse_range
+from filejob.errors import RangeNotSatisfiable
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.app import create_app
-from service.config import Settings
+from filejob.app import create_app
+from filejob.config import Settings
 from tests.conftest import PROFILES
 from tests.support import submit, test_registry, wait_for_status
 

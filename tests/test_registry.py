@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.processors.registry import ProcessorRegistry
+from filejob.processors.registry import ProcessorRegistry
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def plugin_dist(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "fj_plugin.py").write_text(
         textwrap.dedent(
             """
-            from service.processors.base import Output, Processor
+            from filejob.processors.base import Output, Processor
 
             class Reverse(Processor):
                 name = "reverse"
@@ -65,4 +65,4 @@ def test_entry_point_processors_are_loaded_and_bad_ones_skipped(plugin_dist: Pat
     assert reverse is not None and reverse.description == "Reverses the bytes."
     assert registry.get("wrong") is None and registry.get("broken") is None
     # A plugin cannot shadow a built-in.
-    assert type(registry.get("checksum")).__module__ == "service.processors.checksum"
+    assert type(registry.get("checksum")).__module__ == "filejob.processors.checksum"

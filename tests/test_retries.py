@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from service.app import create_app
-from service.config import Settings
-from service.jobs.model import Job
-from service.jobs.runner import backoff
+from filejob.app import create_app
+from filejob.config import Settings
+from filejob.jobs.model import Job
+from filejob.jobs.runner import backoff
 from tests.conftest import PROFILES
 from tests.support import stored, submit, test_registry
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from service import worker
-from service.jobs.executors import inprocess
-from service.jobs.model import Job
+from filejob import worker
+from filejob.jobs.executors import inprocess
+from filejob.jobs.model import Job
 from tests.conftest import PROFILES
 from tests.support import fail_finishing, stored_files, submit, wait_for_status
 

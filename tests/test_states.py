@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from service.jobs.repository import JobRepository
-from service.jobs.states import TRANSITIONS, IllegalTransition, JobStatus, check_transition
+from filejob.jobs.repository import JobRepository
+from filejob.jobs.states import TRANSITIONS, IllegalTransition, JobStatus, check_transition
 
 S = JobStatus
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from service.jobs.model import Job, utcnow
-from service.jobs.repository import JobRepository
-from service.jobs.states import JobStatus
-from service.jobs.sweeper import Sweeper
+from filejob.jobs.model import Job, utcnow
+from filejob.jobs.repository import JobRepository
+from filejob.jobs.states import JobStatus
+from filejob.jobs.sweeper import Sweeper
 from tests.conftest import PROFILES
 from tests.support import blob_bytes, stored, submit
 

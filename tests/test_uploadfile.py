@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import BackgroundTasks, FastAPI, Form, UploadFile
 
-from service.uploadfile import OwnedUpload
+from filejob.uploadfile import OwnedUpload
 from tests.support import submit, wait_for_status
 
 

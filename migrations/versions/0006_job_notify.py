@@ -18,7 +18,7 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-CHANNEL = "filejob_job_changed"  # service/jobs/watch.py listens on it
+CHANNEL = "filejob_job_changed"  # service/filejob/jobs/watch.py listens on it
 
 
 def upgrade() -> None:

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from sqlalchemy import update
 
-from service.db import conninfo
-from service.jobs.model import Job, utcnow
+from filejob.db import conninfo
+from filejob.jobs.model import Job, utcnow
 from tests.support import GATES, eventually, submit
 
 

@@ -238,8 +238,8 @@ async def test_delete_finished_job_removes_row_and_files(
 
 async def test_the_profile_is_the_one_asked_for(app: Any, profile: str) -> None:
     """The parametrised profile really changes where state and files live."""
-    from service.storage.local import LocalStorage
-    from service.storage.s3 import S3Storage
+    from filejob.storage.local import LocalStorage
+    from filejob.storage.s3 import S3Storage
 
     services = app.state.services
     url, storage = services.jobs.db.url, services.jobs.storage

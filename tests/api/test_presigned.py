@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from service.app import create_app
-from service.config import Settings
+from filejob.app import create_app
+from filejob.config import Settings
 from tests.support import submit, test_registry, wait_for_status
 
 TTL = 123  # FILEJOB_S3_PRESIGN_TTL in these tests

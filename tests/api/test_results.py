@@ -153,7 +153,7 @@ async def test_inline_refused_for_executable_types(
     # Pretend the processor produced HTML: what a browser would run must stay an attachment.
     from sqlalchemy import update
 
-    from service.jobs.model import Job
+    from filejob.jobs.model import Job
 
     async with app.state.services.jobs.db.write() as session:
         await session.execute(

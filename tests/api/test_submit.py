@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from service.jobs.model import Job
+from filejob.jobs.model import Job
 from tests.support import blob_bytes, stored, submit
 
 PNG_EXE = b"MZ\x90\x00" + os.urandom(4096)

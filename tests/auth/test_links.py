@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.auth.links import LinkSigner
+from filejob.auth.links import LinkSigner
 from tests.auth.conftest import OLD_SECRET, SECRET, KeyClient
 from tests.support import submit, wait_for_status
 

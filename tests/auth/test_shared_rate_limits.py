@@ -13,9 +13,9 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from service.app import create_app
-from service.auth.ratelimit import RateLimiter
-from service.config import Settings
+from filejob.app import create_app
+from filejob.auth.ratelimit import RateLimiter
+from filejob.config import Settings
 from tests.services import free_port
 from tests.support import test_registry
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.app import create_app
-from service.migrations import upgrade
+from filejob.app import create_app
+from filejob.migrations import upgrade
 from tests.conftest import make_settings
 from tests.support import CountingBody, submit, test_registry
 

@@ -21,8 +21,8 @@ import httpx
 import psycopg
 import pytest
 
-from service.db import conninfo
-from service.processors.registry import ProcessorRegistry, builtin_processors
+from filejob.db import conninfo
+from filejob.processors.registry import ProcessorRegistry, builtin_processors
 from tests.faults.test_sigkill import kill, post, reference_sha256, statuses, wait_for
 from tests.live.conftest import FILEJOB, start_server, stop_server
 from tests.services import postgres_database, s3_settings

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from service.processors.base import ProcessorContext
-from service.processors.registry import ProcessorRegistry, builtin_processors
+from filejob.processors.base import ProcessorContext
+from filejob.processors.registry import ProcessorRegistry, builtin_processors
 from tests.live.conftest import start_server, stop_server
 
 MiB = 1024 * 1024

@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from service.app import create_app
-from service.config import Settings
+from filejob.app import create_app
+from filejob.config import Settings
 from tests.fuzz.conftest import FuzzServer
 
 # Fixed, so that a run can be replayed exactly; each operation gets its own seed derived from

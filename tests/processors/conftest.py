@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import pytest
 from pydantic import BaseModel
 
-from service.processors.base import Output, Processor, ProcessorContext
+from filejob.processors.base import Output, Processor, ProcessorContext
 
 
 class WriteOnlyOutput:

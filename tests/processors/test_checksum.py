@@ -7,8 +7,8 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from service.processors.base import Cancelled
-from service.processors.checksum import Checksum
+from filejob.processors.base import Cancelled
+from filejob.processors.checksum import Checksum
 
 from .conftest import MakeJob
 

@@ -8,8 +8,8 @@ import pytest
 import zstandard
 from pydantic import ValidationError
 
-from service.processors.base import Cancelled
-from service.processors.compress import Compress, CompressParams
+from filejob.processors.base import Cancelled
+from filejob.processors.compress import Compress, CompressParams
 
 from .conftest import MakeJob
 

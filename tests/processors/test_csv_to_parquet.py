@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from service.processors.base import Cancelled, ProcessingError
-from service.processors.csv_to_parquet import CsvToParquet, CsvToParquetParams
+from filejob.processors.base import Cancelled, ProcessingError
+from filejob.processors.csv_to_parquet import CsvToParquet, CsvToParquetParams
 
 from .conftest import MakeJob
 

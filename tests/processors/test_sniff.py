@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.processors.sniff import SNIFF_BYTES, sniff
+from filejob.processors.sniff import SNIFF_BYTES, sniff
 
 # A realistic DOS/PE header start: "MZ", then header fields full of NULs.
 EXE_HEAD = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48

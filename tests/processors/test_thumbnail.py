@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, JpegImagePlugin
 from pydantic import ValidationError
 
-from service.processors.base import Cancelled, ProcessingError
-from service.processors.thumbnail import Thumbnail, ThumbnailParams
+from filejob.processors.base import Cancelled, ProcessingError
+from filejob.processors.thumbnail import Thumbnail, ThumbnailParams
 
 from .conftest import MakeJob
 

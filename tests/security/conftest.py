@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.config import Settings
+from filejob.config import Settings
 
 JOBS = "/v1/jobs"
 BOUNDARY = "s3cur1ty-b0undary"

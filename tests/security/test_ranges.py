@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.config import Settings
+from filejob.config import Settings
 from tests.security.conftest import (
     JOBS,
     MULTIPART,

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.jobs.model import utcnow
-from service.jobs.repository import JobRepository
-from service.webhooks import addresses
-from service.webhooks.signature import verify
+from filejob.jobs.model import utcnow
+from filejob.jobs.repository import JobRepository
+from filejob.webhooks import addresses
+from filejob.webhooks.signature import verify
 from tests.support import stored, submit, wait_for_status
 from tests.webhooks.conftest import Receiver, tenant
 
@@ -140,7 +140,7 @@ async def test_attempts_are_bounded_and_visible(
 async def test_the_backoff_doubles(app: FastAPI, alice: Any, receiver: Receiver) -> None:
     from datetime import timedelta
 
-    from service.webhooks.dispatcher import WebhookDispatcher
+    from filejob.webhooks.dispatcher import WebhookDispatcher
 
     policy = app.state.webhooks.policy
     slow = WebhookDispatcher(
@@ -154,7 +154,7 @@ async def test_the_backoff_doubles(app: FastAPI, alice: Any, receiver: Receiver)
     await wait_for_status(alice, job_id, "succeeded")
     gaps = []
     async with slow.db.read() as session:
-        from service.jobs.repository import JobRepository
+        from filejob.jobs.repository import JobRepository
 
         job = await JobRepository(session).get(job_id)
     for attempt in (1, 2):
@@ -239,7 +239,7 @@ async def test_an_unexpected_error_is_that_deliverys_failed_attempt(
         alice, b"payload", callback_url=f"http://hooks.broken.example:{port}/broken"
     )
     fine = await submit(alice, b"payload", callback_url=f"{receiver.url}/fine")
-    with caplog.at_level(logging.ERROR, logger="service.webhooks.dispatcher"):
+    with caplog.at_level(logging.ERROR, logger="filejob.webhooks.dispatcher"):
         await drain()
         broken_job = await settled(app, alice, failing.json()["id"])
         fine_job = await settled(app, alice, fine.json()["id"])
@@ -313,7 +313,7 @@ class TestSsrfGuard:
         """DNS rebinding: the name looked harmless at submit and answers 127.0.0.1 later."""
         import socket
 
-        from service.webhooks import addresses
+        from filejob.webhooks import addresses
 
         real = addresses.anyio.getaddrinfo
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from service.errors import CallbackForbidden, FilejobError
-from service.webhooks import addresses
-from service.webhooks.addresses import (
+from filejob.errors import CallbackForbidden, FilejobError
+from filejob.webhooks import addresses
+from filejob.webhooks.addresses import (
     CallbackTarget,
     embedded_ipv4,
     is_public,
     parse_callback_url,
     resolve_public,
 )
-from service.webhooks.signature import sign, verify
+from filejob.webhooks.signature import sign, verify
 
 
 @pytest.mark.parametrize(

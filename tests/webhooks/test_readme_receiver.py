@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from service.webhooks.signature import sign
+from filejob.webhooks.signature import sign
 from tests.support import submit
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.test_delivery import SECRET, settled

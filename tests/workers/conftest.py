@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import procrastinate
 import pytest
 
-from service.config import Settings
-from service.db import conninfo
+from filejob.config import Settings
+from filejob.db import conninfo
 
 
 @pytest.fixture

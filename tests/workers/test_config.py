@@ -13,11 +13,11 @@ from alembic.runtime.migration import MigrationContext
 from pydantic import ValidationError
 from sqlalchemy import create_engine
 
-from service.config import Settings
-from service.db import conninfo
-from service.jobs.model import Base
-from service.migrations import alembic_config, upgrade
-from service.worker import Liveness
+from filejob.config import Settings
+from filejob.db import conninfo
+from filejob.jobs.model import Base
+from filejob.migrations import alembic_config, upgrade
+from filejob.worker import Liveness
 from tests.live.test_live_auth import _filejob
 from tests.services import postgres_database
 

@@ -15,13 +15,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from service.app import create_app
-from service.config import Settings
-from service.db import Database
-from service.deployment import record_executor
-from service.jobs.executors.procrastinate import ProcrastinateExecutor
-from service.jobs.repository import JobRepository
-from service.worker import forget_finished_entries
+from filejob.app import create_app
+from filejob.config import Settings
+from filejob.db import Database
+from filejob.deployment import record_executor
+from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
+from filejob.jobs.repository import JobRepository
+from filejob.worker import forget_finished_entries
 from tests.queue import running_worker
 from tests.services import free_port
 from tests.support import GATES, eventually, stored, submit, test_registry, wait_for_status

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from service.worker import rescue_stalled
+from filejob.worker import rescue_stalled
 from tests.support import GATES, blob_bytes, eventually, stored, submit, wait_for_status
 
 

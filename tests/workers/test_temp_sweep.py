@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Settings
-from service.storage.tmpfiles import TempFiles
+from filejob.config import Settings
+from filejob.storage.tmpfiles import TempFiles
 from tests.queue import running_worker
 from tests.support import eventually, test_registry
 
@@ -23,7 +23,7 @@ GRACE = 600.0  # FILEJOB_ORPHAN_GRACE in these tests
 _HOLDER = """
 import sys
 from pathlib import Path
-from service.storage.tmpfiles import TempFiles
+from filejob.storage.tmpfiles import TempFiles
 file, path = TempFiles(Path(sys.argv[1])).open_named()
 file.write(b"partial output")
 file.flush()

@@ -1,0 +1,3 @@
+from filejob.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""The JSON the API speaks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from filejob.auth.links import LinkSigner, result_path
+from filejob.jobs.model import Job
+from filejob.jobs.states import JobStatus
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+class InputOut(BaseModel):
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class ResultOut(BaseModel):
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    url: str = Field(
+        description="Where to download it, relative to the server: a signed link that works "
+        "without an API key until `url_expires_at`."
+    )
+    url_expires_at: datetime | None
+
+
+class CallbackOut(BaseModel):
+    url: str
+    state: str | None = Field(
+        description="None until the job is final; then pending, delivered or failed."
+    )
+    attempts: int
+    last_result: str | None = Field(
+        description="The last attempt's HTTP status, or why it failed (timeout, refused...)."
+    )
+    delivered_at: datetime | None
+
+
+class ResultLinkOut(BaseModel):
+    url: str = Field(description="A signed link to the result, relative to the server.")
+    expires_at: datetime
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    processor: str
+    params: dict[str, Any]
+    progress: float = Field(ge=0, le=1)
+    attempts: int
+    max_attempts: int
+    timeout_seconds: float = Field(description="Seconds one attempt may take.")
+    next_attempt_at: datetime | None = Field(
+        description="When a job waiting for a retry runs again."
+    )
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    delete_after_download: bool
+    error: ErrorOut | None
+    input: InputOut
+    result: ResultOut | None
+    callback: CallbackOut | None
+
+    @classmethod
+    def of(cls, job: Job, links: LinkSigner | None = None) -> JobOut:
+        result = None
+        if job.status is JobStatus.SUCCEEDED and job.result_key:
+            url, expires_at = result_path(job.id), None
+            if links is not None:
+                link = links.result_link(job.id)
+                url, expires_at = link.url, datetime.fromtimestamp(link.expires, UTC)
+            result = ResultOut(
+                filename=job.result_filename or "result",
+                content_type=job.result_content_type or "application/octet-stream",
+                size=job.result_size or 0,
+                sha256=job.result_sha256 or "",
+                url=url,
+                url_expires_at=expires_at,
+            )
+        callback = None
+        if job.callback_url:
+            callback = CallbackOut(
+                url=job.callback_url,
+                state=job.callback_state,
+                attempts=job.callback_attempts or 0,
+                last_result=job.callback_last_result,
+                delivered_at=job.callback_delivered_at,
+            )
+        error = None
+        if job.error_code:
+            error = ErrorOut(code=job.error_code, message=job.error_message or "")
+        return cls(
+            id=job.id,
+            status=job.status,
+            processor=job.processor,
+            params=job.params,
+            progress=round(job.progress, 4),
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            timeout_seconds=job.timeout_seconds,
+            next_attempt_at=job.next_attempt_at,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            delete_after_download=job.delete_after_download,
+            error=error,
+            input=InputOut(
+                filename=job.input_filename,
+                content_type=job.input_content_type,
+                size=job.input_size,
+                sha256=job.input_sha256,
+            ),
+            result=result,
+            callback=callback,
+        )
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class ProcessorOut(BaseModel):
+    name: str
+    description: str
+    params_schema: dict[str, Any]
+    content_types: list[str]
+
+
+class ProcessorList(BaseModel):
+    items: list[ProcessorOut]

@@ -1,0 +1,334 @@
+"""`create_app(settings)`: the one place where filejob is put together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from filejob import web
+from filejob.api import events, health, jobs, metrics_route, processors, results
+from filejob.api.auth import Authenticator
+from filejob.api.deps import Services
+from filejob.api.schemas import JobOut
+from filejob.api.upload_route import UploadPolicy
+from filejob.auth.links import LinkSigner
+from filejob.auth.ratelimit import RateLimiter
+from filejob.auth.service import KeyDefaults, KeyService
+from filejob.config import Settings
+from filejob.db import Database, conninfo
+from filejob.deployment import RefusedToStart, check_executor, link_secret
+from filejob.errors import install_error_handlers
+from filejob.jobs.admission import Admission, CallbackRules
+from filejob.jobs.executors.base import Executor
+from filejob.jobs.executors.inprocess import InProcessExecutor
+from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
+from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
+from filejob.jobs.runner import JobRunner
+from filejob.jobs.service import JobService
+from filejob.jobs.sweeper import Sweeper
+from filejob.jobs.watch import JobWatcher
+from filejob.logs import RequestIds
+from filejob.metrics import HttpMetrics, JobMetrics, Metrics
+from filejob.migrations import ensure_schema_current
+from filejob.processors.registry import ProcessorRegistry
+from filejob.readiness import Readiness
+from filejob.storage.base import PresignsDownloads, Storage
+from filejob.storage.local import LocalStorage
+from filejob.storage.s3 import S3Storage
+from filejob.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
+
+log = logging.getLogger("filejob")
+
+
+def storage_for(settings: Settings) -> LocalStorage | S3Storage:
+    """The one place the storage backend is chosen (FILEJOB_STORAGE_URL)."""
+    url = settings.storage_url
+    if url.startswith("s3://"):
+        return S3Storage.from_url(
+            url,
+            settings.data_dir,
+            endpoint=settings.s3_endpoint or None,
+            region=settings.s3_region or None,
+            access_key_id=settings.s3_access_key_id or None,
+            secret_access_key=settings.s3_secret_access_key.get_secret_value() or None,
+            public_endpoint=settings.s3_public_endpoint or None,
+        )
+    root = Path(url.removeprefix("file://")) if url else settings.data_dir
+    return LocalStorage(root, fsync=settings.fsync)
+
+
+def job_runner(
+    settings: Settings,
+    db: Database,
+    storage: Storage,
+    registry: ProcessorRegistry,
+    metrics: JobMetrics | None = None,
+    *,
+    concurrency: int | None = None,
+) -> JobRunner:
+    """The runner of jobs in this process, `concurrency` (default FILEJOB_WORKERS) at once."""
+    return JobRunner(
+        db,
+        storage,
+        registry,
+        threads=anyio.CapacityLimiter(concurrency or settings.workers),
+        progress_interval=settings.progress_interval,
+        retry_base_delay=settings.retry_base_delay,
+        retry_max_delay=settings.retry_max_delay,
+        metrics=metrics,
+    )
+
+
+def executor_for(settings: Settings, db: Database, runner: Callable[[], JobRunner]) -> Executor:
+    """The one place the executor is chosen (FILEJOB_EXECUTOR); only the in-process one
+    needs a `runner`."""
+    if settings.executor == "procrastinate":
+        return ProcrastinateExecutor(db)  # `filejob worker` processes run the jobs
+    return InProcessExecutor(runner(), settings.workers)
+
+
+def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> Admission:
+    return Admission(
+        db,
+        registry,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_filename_bytes=settings.max_filename_length,
+        callbacks=CallbackRules(
+            allow_private=settings.webhook_allow_private,
+            anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
+        ),
+    )
+
+
+def authenticator(settings: Settings, db: Database) -> Authenticator:
+    """Raises ValueError for a FILEJOB_RATE_LIMIT_STORAGE it cannot use: at start-up, not at
+    the first request."""
+    return Authenticator(
+        KeyService(db, key_defaults(settings)),
+        RateLimiter(settings.rate_limit_storage),
+        required=settings.auth_required,
+    )
+
+
+def upload_policy(settings: Settings, storage: LocalStorage | S3Storage) -> UploadPolicy:
+    return UploadPolicy(
+        max_file_bytes=settings.max_upload_bytes,
+        new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),
+        free_bytes=storage.free_bytes,
+        min_free_bytes=settings.min_free_bytes,
+        max_parts=settings.max_form_parts,
+        body_timeout=settings.body_timeout,
+        body_deadline=settings.body_deadline,
+    )
+
+
+def key_defaults(settings: Settings) -> KeyDefaults:
+    return KeyDefaults(
+        max_active_jobs=settings.max_active_jobs,
+        max_storage_bytes=settings.max_storage_bytes,
+        rate_limit=settings.rate_limit,
+    )
+
+
+async def link_signer(settings: Settings, db: Database) -> LinkSigner:
+    """Signs with FILEJOB_SECRET_KEY, or else with the deployment's own secret, generated
+    once and kept in the database: every server and every restart verifies every link."""
+    keys = settings.secret_keys or [await link_secret(db)]
+    return LinkSigner(keys, settings.result_link_ttl, settings.max_result_link_ttl)
+
+
+def executor_lock(settings: Settings) -> ExecutorLock:
+    """The lock an in-process executor holds (one per database, see `ownership`)."""
+    if settings.uses_postgres:
+        return AdvisoryLock(conninfo(settings.database_url))
+    return DatabaseFileLock(Path(make_url(settings.database_url).database or "filejob.db"))
+
+
+async def preflight(settings: Settings) -> None:
+    """What the lifespan refuses to start with, checked before a server starts, so that
+    `filejob serve` can say it in one line: a stale schema, an executor the database does not
+    record, another in-process server already running this database's jobs."""
+    try:
+        RateLimiter(settings.rate_limit_storage)  # builds its store; connects on first use
+    except ValueError as exc:
+        raise RefusedToStart(str(exc)) from None
+    db = Database(settings.database_url, durable=settings.fsync)
+    try:
+        await ensure_schema_current(db)
+        await check_executor(db, settings.executor)
+    except DBAPIError as exc:  # none there, or unreachable: no traceback for that
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise RefusedToStart(
+            f"cannot use the database {shown}: {exc.orig} (is FILEJOB_DATA_DIR or "
+            "FILEJOB_DATABASE_URL right, and has `filejob db upgrade` run?)"
+        ) from None
+    finally:
+        await db.dispose()
+    if settings.executor == "inprocess":
+        lock = executor_lock(settings)
+        await anyio.to_thread.run_sync(lock.acquire)
+        lock.release()
+
+
+def webhook_policy(settings: Settings) -> WebhookPolicy:
+    return WebhookPolicy(
+        allow_private=settings.webhook_allow_private,
+        timeout=settings.webhook_timeout,
+        max_attempts=settings.webhook_max_attempts,
+        retry_delay=settings.webhook_retry_delay,
+        anonymous_secret=settings.webhook_secret.get_secret_value() or None,
+    )
+
+
+async def _compose(
+    settings: Settings, db: Database, registry: ProcessorRegistry | None
+) -> tuple[Services, WebhookDispatcher, Sweeper]:
+    """The app's services on `db`; `registry` defaults to the installed processors."""
+    storage = storage_for(settings)
+    available = registry if registry is not None else ProcessorRegistry.discover()
+    metrics = Metrics(db)
+    executor = executor_for(
+        settings, db, lambda: job_runner(settings, db, storage, available, metrics.jobs)
+    )
+    job_service = JobService(
+        db,
+        storage,
+        executor,
+        admission(settings, db, available),
+        max_attempts=settings.max_attempts,
+        max_job_seconds=settings.max_job_seconds,
+    )
+    links = await link_signer(settings, db)
+    webhooks = WebhookDispatcher(
+        db,
+        lambda job: JobOut.of(job, links).model_dump_json().encode(),
+        webhook_policy(settings),
+    )
+    watcher = JobWatcher(db)
+    db.after_commit.append(watcher.poke)
+    presigner = storage if isinstance(storage, PresignsDownloads) else None
+    services = Services(
+        settings,
+        job_service,
+        available,
+        executor,
+        authenticator(settings, db),
+        links,
+        watcher,
+        Readiness(db, storage, executor, min_free_bytes=settings.min_free_bytes),
+        metrics,
+        presigner if settings.s3_presigned_downloads else None,
+    )
+    sweeper = Sweeper(
+        job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
+    )
+    return services, webhooks, sweeper
+
+
+LOCK_CHECK_SECONDS = 30.0
+
+
+async def _keep(lock: ExecutorLock, executor: Executor) -> None:
+    """Check the executor lock now and then; if another server took it meanwhile (ours was
+    lost with its database session), start no more jobs here, loudly."""
+    while True:
+        await asyncio.sleep(LOCK_CHECK_SECONDS)
+        if not await anyio.to_thread.run_sync(lock.held):
+            log.critical(
+                "another filejob serve took over this database's jobs while this server's "
+                "executor lock was lost: no more jobs start here; stop one of the two servers"
+            )
+            await executor.drain_running(0)
+            return
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(
+    settings: Settings | None = None, *, registry: ProcessorRegistry | None = None
+) -> FastAPI:
+    """The app; `registry` defaults to the built-in and entry-point processors."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything started is stopped in reverse order, on every path: a start-up that
+        # fails half-way (a lock held elsewhere, a bad setting) leaves nothing open either.
+        async with contextlib.AsyncExitStack() as stack:
+            db = Database(
+                settings.database_url,
+                durable=settings.fsync,
+                busy_timeout=settings.db_busy_timeout,
+            )
+            stack.push_async_callback(db.dispose)
+            await ensure_schema_current(db)
+            await check_executor(db, settings.executor)
+            await db.warm()
+            services, webhooks, sweeper = await _compose(settings, db, registry)
+            stack.push_async_callback(webhooks.close)
+            app.state.webhooks = webhooks
+            app.state.services = services
+            app.state.upload_policy = upload_policy(settings, services.jobs.storage)
+            executor = services.executor
+            lock = executor_lock(settings) if executor.runs_jobs_here else None
+            if lock is not None:  # one such server per database, or jobs would run twice
+                await anyio.to_thread.run_sync(lock.acquire)
+                stack.callback(lock.release)
+            await executor.start()
+            stack.push_async_callback(executor.shutdown)
+            if executor.runs_jobs_here:  # else the workers rescue each other's jobs
+                await services.jobs.resume_unfinished()
+            background = [
+                sweeper.run_forever(settings.sweep_interval),
+                webhooks.run_forever(),
+                services.watcher.run_forever(),
+            ]
+            if settings.uses_postgres:  # other processes' changes arrive as notifications
+                background.append(services.watcher.listen_forever(conninfo(settings.database_url)))
+            if lock is not None:
+                background.append(_keep(lock, executor))
+            for work in background:
+                stack.push_async_callback(_cancel, asyncio.create_task(work))
+            log.info(
+                "filejob ready: data in %s, jobs run %s",
+                settings.storage_url or settings.data_dir,
+                f"here, {settings.workers} at once" if executor.runs_jobs_here else "by workers",
+            )
+            yield
+
+    app = FastAPI(
+        title="filejob",
+        version="0.1.0",
+        summary="Upload a file, get a job; poll it; stream the result back.",
+        lifespan=lifespan,
+        # Starlette would answer `/v1/jobs/` with a redirect to an absolute URL built from the
+        # Host header, a client-chosen host (and would carry a signed query along to it).
+        redirect_slashes=False,
+    )
+    app.state.draining = False  # set by `DrainingServer` on SIGTERM/SIGINT
+    install_error_handlers(app)
+    app.add_middleware(HttpMetrics)
+    app.add_middleware(RequestIds)  # outermost: every line of the request has its id
+    app.include_router(jobs.upload_router)
+    app.include_router(jobs.router)
+    app.include_router(events.router)
+    app.include_router(results.router)
+    app.include_router(processors.router)
+    app.include_router(health.router)
+    app.include_router(metrics_route.router)
+    web.mount(app)
+    return app

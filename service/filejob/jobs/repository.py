@@ -1,0 +1,302 @@
+"""Every query against `jobs`. Callers own the transaction (see `Database.read/write`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filejob.jobs.keys import job_of, result_key
+from filejob.jobs.model import Job, utcnow
+from filejob.jobs.states import JobStatus, check_transition, sources_of
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Final states that tell a job's callback (expiry is housekeeping, not news).
+NOTIFIED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def owned_by(owner_id: str | None) -> ColumnElement[bool]:
+    """Rows of one owner; None is the anonymous owner (auth off), not "anyone"."""
+    return Job.owner_id == owner_id if owner_id is not None else Job.owner_id.is_(None)
+
+
+def _stored_bytes() -> ColumnElement[int]:
+    """Bytes a row's files take in storage (a file counts while its key is set)."""
+    input_bytes = case((Job.input_key.is_not(None), Job.input_size), else_=0)
+    result_bytes = case((Job.result_key.is_not(None), func.coalesce(Job.result_size, 0)), else_=0)
+    return input_bytes + result_bytes
+
+
+def _count_of(*statuses: JobStatus) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((Job.status.in_(statuses), 1), else_=0)), 0)
+
+
+def _sum_of(value: ColumnElement[int]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(value), 0)
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, job: Job) -> Job:
+        self.session.add(job)
+        await self.session.flush()
+        return job
+
+    async def get(self, job_id: str) -> Job | None:
+        """Any owner's job: for the server's own work (runner, sweeper), never for callers."""
+        # populate_existing: a row this session loaded before an UPDATE is read afresh.
+        query = select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+        return await self.session.scalar(query)
+
+    async def get_owned(self, job_id: str, owner_id: str | None) -> Job | None:
+        """The job if `owner_id` owns it. One query either way, so a job that exists but is
+        someone else's looks (and takes) the same as one that does not."""
+        return await self.session.scalar(select(Job).where(Job.id == job_id, owned_by(owner_id)))
+
+    async def lock_owner(self, owner_id: str | None) -> None:
+        """Serialise this transaction with every other one that locks the same owner, until
+        it ends: quota checks then see each other's jobs. SQLite needs nothing (one writer at
+        a time, from BEGIN IMMEDIATE); PostgreSQL takes a transaction-scoped advisory lock."""
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtext(owner_id or "anonymous")))
+            )
+
+    async def usage(self, owner_id: str | None) -> tuple[int, int]:
+        """The owner's active (queued or running) jobs and the bytes their stored files take."""
+        row = (
+            await self.session.execute(
+                select(_count_of(*ACTIVE), _sum_of(_stored_bytes())).where(owned_by(owner_id))
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    async def totals(self) -> tuple[int, int, int]:
+        """Every owner's jobs queued, jobs running and stored bytes (for metrics)."""
+        row = (
+            await self.session.execute(
+                select(
+                    _count_of(JobStatus.QUEUED),
+                    _count_of(JobStatus.RUNNING),
+                    _sum_of(_stored_bytes()),
+                )
+            )
+        ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    async def updated_at_of(self, job_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each of these jobs last changed (missing ones are left out)."""
+        rows = await self.session.execute(select(Job.id, Job.updated_at).where(Job.id.in_(job_ids)))
+        return {job_id: updated for job_id, updated in rows.all()}
+
+    async def list(
+        self,
+        *,
+        owner_id: str | None,
+        limit: int,
+        before_seq: int | None = None,
+        status: JobStatus | None = None,
+        processor: str | None = None,
+    ) -> Sequence[Job]:
+        """Newest first; `before_seq` continues after the last row of the previous page."""
+        query = select(Job).where(owned_by(owner_id)).order_by(Job.seq.desc()).limit(limit)
+        if before_seq is not None:
+            query = query.where(Job.seq < before_seq)
+        if status is not None:
+            query = query.where(Job.status == status)
+        if processor is not None:
+            query = query.where(Job.processor == processor)
+        return (await self.session.scalars(query)).all()
+
+    async def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        expected: Iterable[JobStatus] | None = None,
+        attempt: int | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move the job to `target` if it is in one of `expected` (default: every legal source).
+
+        A compare-and-set in one UPDATE, so two racing writers (a cancel and a finishing
+        worker) cannot both win; with `attempt`, only while that attempt is the current one.
+        Returns whether this call made the move.
+        """
+        sources = sources_of(target) if expected is None else frozenset(expected)
+        for source in sources:
+            check_transition(source, target)
+        now = utcnow()
+        if target.is_final and target is not JobStatus.EXPIRED:
+            values.setdefault("finished_at", now)
+        if target in NOTIFIED:  # due for its webhook, if it has one (see webhooks/dispatcher)
+            has_callback = Job.callback_url.is_not(None)
+            values["callback_state"] = case((has_callback, "pending"), else_=None)
+            values["callback_next_at"] = case((has_callback, now), else_=None)
+        fence = [Job.attempts == attempt] if attempt is not None else []
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(sources), *fence)
+            .values(status=target, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def start(self, job_id: str) -> bool:
+        """queued -> running, counting the attempt (the last attempt's error stays visible)."""
+        return await self.transition(
+            job_id,
+            JobStatus.RUNNING,
+            expected=[JobStatus.QUEUED],
+            attempts=Job.attempts + 1,
+            started_at=utcnow(),
+            progress=0.0,
+            next_attempt_at=None,
+        )
+
+    async def queued_without_queue_entry(self, limit: int) -> Sequence[Job]:
+        """Queued jobs that no shared queue knows (accepted while the in-process executor was
+        configured), oldest first; locked, skipping rows another transaction holds."""
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.queue_ref.is_(None))
+            .order_by(Job.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def set_queue_ref(self, job_id: str, ref: int) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(queue_ref=ref)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def requeue_interrupted(self, job: Job) -> bool:
+        """A running attempt whose process died (or went silent): back to `queued`, True. One
+        that has used up its attempts that way is a poison input (it killed or hung its process
+        each time) and fails with `crashed` instead, False. Fenced on the attempt."""
+        if job.attempts < job.max_attempts:
+            await self.transition(
+                job.id, JobStatus.QUEUED, expected=[JobStatus.RUNNING], attempt=job.attempts
+            )
+            return True
+        await self.transition(
+            job.id,
+            JobStatus.FAILED,
+            expected=[JobStatus.RUNNING],
+            attempt=job.attempts,
+            error_code="crashed",
+            error_message=(
+                f"The process running this job stopped, {job.attempts} time(s); "
+                "it is not tried again."
+            ),
+        )
+        return False
+
+    async def take_back(self, job_id: str) -> None:
+        """A row its last run left `running` because that run could not record how it ended
+        (the database failed it): treated as an interrupted attempt, like after a crash. Only
+        for a caller that knows no run of the job is still going."""
+        job = await self.get(job_id)
+        if job is not None and job.status is JobStatus.RUNNING:
+            await self.requeue_interrupted(job)
+
+    async def set_progress(self, job_id: str, progress: float, attempt: int) -> None:
+        """Record `attempt`'s progress while it is the running one (fenced as transitions)."""
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
+            .values(progress=progress, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    async def delete(self, job_id: str) -> bool:
+        result = await self.session.execute(delete(Job).where(Job.id == job_id))
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def expirable(self, finished_before: datetime, limit: int = 500) -> Sequence[Job]:
+        """Finished jobs whose files are due for removal."""
+        query = (
+            select(Job)
+            .where(
+                Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]),
+                Job.finished_at < finished_before,
+            )
+            .order_by(Job.finished_at)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def unfinished(self) -> Sequence[Job]:
+        """Jobs a stopped process may have left behind, oldest first."""
+        query = (
+            select(Job)
+            .where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            .order_by(Job.seq)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def queued_since(self, before: datetime, limit: int = 500) -> Sequence[Job]:
+        """Queued jobs last changed before `before`, oldest first."""
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.updated_at < before)
+            .order_by(Job.seq)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def callbacks_due(self, now: datetime, limit: int = 50) -> Sequence[Job]:
+        """Final jobs whose webhook is due (first try or a retry), oldest due first."""
+        query = (
+            select(Job)
+            .where(Job.callback_state == "pending", Job.callback_next_at <= now)
+            .order_by(Job.callback_next_at)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def claim_callback(self, job_id: str, due: datetime, lease_until: datetime) -> bool:
+        """Take one delivery: push its due time past the attempt, if no one else moved it."""
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.callback_state == "pending", Job.callback_next_at == due)
+            .values(callback_next_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def record_callback(self, job_id: str, **values: Any) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def referenced_keys(self, keys: Iterable[str]) -> set[str]:
+        """The subset of `keys` that a job row points at, or that the job's running attempt
+        is writing: a result is stored a moment before its row names it. One statement per
+        batch, so that a row moving from one to the other meanwhile is seen as either."""
+        wanted = list(keys)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            batch = set(wanted[start : start + 500])
+            rows = await self.session.execute(
+                select(Job.id, Job.status, Job.attempts, Job.input_key, Job.result_key).where(
+                    Job.id.in_({job_id for key in batch if (job_id := job_of(key))})
+                )
+            )
+            for job_id, status, attempts, *pointed in rows:
+                if status is JobStatus.RUNNING:
+                    pointed.append(result_key(job_id, attempts))
+                found.update(batch.intersection(pointed))
+        return found

@@ -1,0 +1,298 @@
+"""Job use cases. Each method is one unit of work with its own transaction(s)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import secrets
+from collections.abc import Sequence
+
+from filejob.auth.principal import Principal
+from filejob.db import Database
+from filejob.errors import (
+    InsufficientStorage,
+    InvalidCursor,
+    JobFailed,
+    JobNotFound,
+    ResultGone,
+    ResultNotReady,
+    ServiceUnavailable,
+)
+from filejob.jobs.admission import Admission, JobRequest, within_quota
+from filejob.jobs.executors.base import Executor
+from filejob.jobs.keys import input_key
+from filejob.jobs.model import Job, utcnow
+from filejob.jobs.repository import JobRepository
+from filejob.jobs.states import JobStatus
+from filejob.storage.base import BlobNotFound, BlobReader, Storage
+from filejob.storage.ingest import store_file
+from filejob.untrusted import BEYOND_ANY_SIZE, parse_count
+from filejob.uploadfile import OwnedUpload
+
+log = logging.getLogger(__name__)
+
+
+def new_job_id() -> str:
+    """128 random bits, URL-safe, 22 characters; never starting with "-", which command
+    lines would take for an option."""
+    while (job_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return job_id
+
+
+def encode_cursor(seq: int) -> str:
+    return f"s{seq}"
+
+
+def decode_cursor(cursor: str) -> int:
+    seq = parse_count(cursor[1:]) if cursor.startswith("s") else None
+    if seq is None or seq >= BEYOND_ANY_SIZE:  # a 64-bit column holds no more
+        raise InvalidCursor("The cursor is not one this server issued.")
+    return seq
+
+
+class JobService:
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        executor: Executor,
+        admission: Admission,
+        *,
+        max_attempts: int = 3,
+        max_job_seconds: float = 3600.0,
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.executor = executor
+        self.admission = admission
+        self.max_attempts = max_attempts
+        self.max_job_seconds = max_job_seconds
+        # Inputs stored but whose rows may not be committed yet, for the orphan sweep.
+        self.storing: set[str] = set()
+
+    # -- submit ---------------------------------------------------------------------------
+
+    async def submit(self, upload: OwnedUpload, request: JobRequest, caller: Principal) -> Job:
+        """Validate, store the input, commit the row: after this returns the job is safe."""
+        processor, params = self.admission.processor_and_params(
+            request.processor, request.params_json
+        )
+        callback_url = self.admission.callback(request.callback_url, caller)
+        size, sha256, filename, content_type = await self.admission.input(upload, processor)
+        job_id, now = new_job_id(), utcnow()
+        job = Job(
+            id=job_id,
+            status=JobStatus.QUEUED,
+            processor=processor.name,
+            params=params,
+            progress=0.0,
+            attempts=0,
+            max_attempts=min(request.max_attempts or self.max_attempts, self.max_attempts),
+            timeout_seconds=min(request.timeout_seconds or processor.timeout, self.max_job_seconds),
+            delete_after_download=request.delete_after_download,
+            owner_id=caller.owner_id,
+            callback_url=callback_url,
+            created_at=now,
+            updated_at=now,
+            input_key=input_key(job_id),
+            input_filename=filename,
+            input_content_type=content_type,
+            input_size=size,
+            input_sha256=sha256,
+        )
+        self.storing.add(input_key(job_id))
+        try:
+            await self._store_and_add(job, upload, caller)
+        finally:
+            self.storing.discard(input_key(job_id))
+        await upload.seek(0)
+        return job
+
+    async def _store_and_add(self, job: Job, upload: OwnedUpload, caller: Principal) -> None:
+        """The input first, then the row (with its queue entry); the input goes if the row
+        cannot be committed, so a failure leaves nothing behind."""
+        key, size = input_key(job.id), job.input_size
+        try:
+            await store_file(self.storage, upload.file, key)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage("No space left to store the upload.") from exc
+            raise
+        try:
+            async with self.db.write() as session:
+                repo = JobRepository(session)
+                if caller.max_active_jobs is not None or caller.max_storage_bytes is not None:
+                    # Locked, in the write transaction: concurrent uploads cannot both squeeze in.
+                    await repo.lock_owner(caller.owner_id)
+                    within_quota(caller, *await repo.usage(caller.owner_id), size)
+                await self.executor.enqueue(session, job)  # same transaction: both or neither
+                await repo.add(job)
+        except BaseException:
+            await self.storage.delete(key)
+            raise
+
+    # -- read -------------------------------------------------------------------------------
+
+    async def get(self, job_id: str, owner_id: str | None) -> Job:
+        """`owner_id`'s job; anyone else's answers exactly like a missing one."""
+        async with self.db.read() as session:
+            job = await JobRepository(session).get_owned(job_id, owner_id)
+        if job is None:
+            raise JobNotFound(f"No job {job_id!r}.")
+        return job
+
+    async def _get_any(self, job_id: str) -> Job:
+        async with self.db.read() as session:
+            job = await JobRepository(session).get(job_id)
+        if job is None:
+            raise JobNotFound(f"No job {job_id!r}.")
+        return job
+
+    async def list(
+        self,
+        *,
+        owner_id: str | None,
+        limit: int,
+        cursor: str | None,
+        status: JobStatus | None,
+        processor: str | None,
+    ) -> tuple[Sequence[Job], str | None]:
+        before = decode_cursor(cursor) if cursor else None
+        async with self.db.read() as session:
+            # One extra row tells whether another page exists without a COUNT.
+            jobs = await JobRepository(session).list(
+                owner_id=owner_id,
+                limit=limit + 1,
+                before_seq=before,
+                status=status,
+                processor=processor,
+            )
+        if len(jobs) > limit:
+            return jobs[:limit], encode_cursor(jobs[limit - 1].seq)
+        return jobs, None
+
+    # -- results --------------------------------------------------------------------------
+
+    async def result_job(self, job_id: str, owner_id: str | None) -> Job:
+        """`owner_id`'s job, if it has a result to download (for issuing links)."""
+        job = await self.get(job_id, owner_id)
+        if job.status is JobStatus.SUCCEEDED and job.result_key:
+            return job
+        raise self._no_result(job)
+
+    async def open_result(self, job_id: str, owner_id: str | None) -> tuple[Job, BlobReader]:
+        """`owner_id`'s finished job and its result, opened: the reader keeps working even if
+        the result is deleted while it is being sent."""
+        return await self._open_result(await self.get(job_id, owner_id))
+
+    async def open_result_by_link(self, job_id: str) -> tuple[Job, BlobReader]:
+        """As `open_result`, for the holder of a verified signed link (whoever that is)."""
+        return await self._open_result(await self._get_any(job_id))
+
+    async def _open_result(self, job: Job) -> tuple[Job, BlobReader]:
+        if job.status is JobStatus.SUCCEEDED and job.result_key:
+            try:
+                return job, await self.storage.open(job.result_key)
+            except BlobNotFound:
+                job = await self._get_any(job.id)  # expired or deleted meanwhile: say which
+        raise self._no_result(job)
+
+    @staticmethod
+    def _no_result(job: Job) -> Exception:
+        if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return ResultNotReady(
+                f"Job {job.id} is {job.status.value}.",
+                job_status=job.status.value,
+                headers={"Retry-After": "1"},
+            )
+        if job.status is JobStatus.FAILED:
+            return JobFailed(
+                job.error_message or "The job failed.",
+                job_status=job.status.value,
+                error={"code": job.error_code, "message": job.error_message},
+            )
+        if job.status is JobStatus.CANCELLED:
+            return ResultNotReady(
+                f"Job {job.id} was cancelled; it has no result.", job_status=job.status.value
+            )
+        return ResultGone(f"The result of job {job.id} was removed.", job_status=job.status.value)
+
+    async def expire(self, job_id: str) -> bool:
+        """Remove a finished job's files, keeping its row as `expired`."""
+        async with self.db.write() as session:
+            repo = JobRepository(session)
+            job = await repo.get(job_id)
+            if job is None or job.status not in (
+                JobStatus.SUCCEEDED,
+                JobStatus.FAILED,
+                JobStatus.CANCELLED,
+            ):
+                return False
+            keys = [k for k in (job.input_key, job.result_key) if k]
+            moved = await repo.transition(
+                job_id, JobStatus.EXPIRED, expected=[job.status], input_key=None, result_key=None
+            )
+        # Row first, files second: a crash in between leaves unreferenced files, which the
+        # orphan sweep removes, never a row pointing at nothing.
+        if moved:
+            for key in keys:
+                await self.storage.delete(key)
+        return moved
+
+    # -- cancel / delete ------------------------------------------------------------------
+
+    async def cancel_or_delete(self, job_id: str, owner_id: str | None) -> None:
+        """Cancel a queued or running job; delete a finished one with its files.
+
+        The job may move while we decide (a worker claims it, a retry re-queues it), so each
+        step is a compare-and-set and the decision is taken again when one loses."""
+        for _ in range(10):
+            job = await self.get(job_id, owner_id)
+            if job.status is JobStatus.QUEUED:
+                if await self._transition(job_id, JobStatus.CANCELLED, JobStatus.QUEUED):
+                    return
+            elif job.status is JobStatus.RUNNING:
+                if await self.executor.cancel(job_id):
+                    return  # it stopped: cancelled (or it finished just before)
+                # Not running in this process (a stale row): settle it here.
+                if await self._transition(job_id, JobStatus.CANCELLED, JobStatus.RUNNING):
+                    return
+            else:
+                async with self.db.write() as session:
+                    deleted = await JobRepository(session).delete(job_id)
+                if deleted:
+                    for key in (job.input_key, job.result_key):
+                        if key:
+                            await self.storage.delete(key)
+                return
+        raise ServiceUnavailable(
+            "The job kept changing state; try again.", headers={"Retry-After": "1"}
+        )
+
+    async def _transition(self, job_id: str, target: JobStatus, source: JobStatus) -> bool:
+        async with self.db.write() as session:
+            return await JobRepository(session).transition(job_id, target, expected=[source])
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def resume_unfinished(self) -> int:
+        """Re-submit the jobs a previous process left queued or running. Their inputs are
+        intact (a 202 means stored). A `running` one was interrupted by the process dying and
+        has counted that attempt; one that has used up its attempts that way is a poison input
+        (it killed or hung the process each time) and fails with `crashed` instead of taking
+        the server down again."""
+        resumed: list[tuple[str, float]] = []
+        now = utcnow()
+        async with self.db.write() as session:
+            repo = JobRepository(session)
+            for job in await repo.unfinished():
+                if job.status is JobStatus.RUNNING and not await repo.requeue_interrupted(job):
+                    continue
+                due = job.next_attempt_at
+                resumed.append((job.id, (due - now).total_seconds() if due else 0.0))
+        for job_id, delay in resumed:
+            await self.executor.submit(job_id, delay=max(0.0, delay))
+        if resumed:
+            log.info("resumed %d unfinished job(s)", len(resumed))
+        return len(resumed)

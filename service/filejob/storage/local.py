@@ -1,0 +1,204 @@
+"""Blobs as files under one root folder: `<root>/blobs/<key sharded>` and `<root>/tmp/`.
+
+Writers fill an unnamed file in `tmp/` and link it into place at commit, so a crash never
+leaves a half-written blob under a key, and readers hold an open descriptor, so deleting a
+blob never breaks a download already in flight.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
+
+from filejob.storage.base import BlobInfo, BlobNotFound
+from filejob.storage.spool import UploadSpool
+from filejob.storage.tmpfiles import TempFiles
+
+
+class LocalBlobReader:
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self.file = file
+        self.size = size
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return os.pread(self.file.fileno(), size, offset)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class LocalBlobWriter:
+    def __init__(self, storage: LocalStorage, key: str, *, named: bool = False) -> None:
+        self._storage = storage
+        self._key = key
+        if named:
+            self.file, self.path = storage.temp_files.open_named()
+            self._named: Path | None = self.path
+            storage.in_use.add(self.path)  # the temp sweep must not take it from a live job
+        else:
+            self.file, self._named = storage.temp_files.open()
+
+    async def commit(self) -> BlobInfo:
+        return await anyio.to_thread.run_sync(self._commit)
+
+    def _commit(self) -> BlobInfo:
+        self.file.flush()
+        try:
+            self._storage.link_into_place(self.file, self._named, self._key)
+        finally:
+            self._close()
+        info = self._storage.stat_sync(self._key)
+        assert info is not None
+        return info
+
+    async def discard(self) -> None:
+        await anyio.to_thread.run_sync(self._close)
+
+    def _close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        if self._named is not None:
+            self._named.unlink(missing_ok=True)
+            self._storage.in_use.discard(self._named)
+
+
+class LocalStorage:
+    """`Storage` + `AdoptsLocalFiles` on a local folder."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.blob_dir = root / "blobs"
+        self.tmp_dir = root / "tmp"
+        self.fsync = fsync
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self.temp_files = TempFiles(self.tmp_dir)  # probes how temp files can be linked
+        self.in_use: set[Path] = set()  # named temp files of writers still open
+
+    def path_for(self, key: str) -> Path:
+        # Keys are generated ("inputs/<id>"); shard by the id's first two characters so that
+        # no folder grows to millions of entries. Refuse anything that could escape the root.
+        prefix, _, name = key.partition("/")
+        if not prefix or not name or "/" in name or name.startswith(".") or ".." in key:
+            raise ValueError(f"invalid storage key {key!r}")
+        return self.blob_dir / prefix / name[:2] / name
+
+    def key_for(self, path: Path) -> str:
+        rel = path.relative_to(self.blob_dir)
+        return f"{rel.parts[0]}/{rel.name}"
+
+    def new_spool(self, memory_bytes: int) -> UploadSpool:
+        return UploadSpool(self.temp_files, memory_bytes, early_writeback=self.fsync)
+
+    # -- core -----------------------------------------------------------------------------
+
+    async def create(self, key: str) -> LocalBlobWriter:
+        self.path_for(key)  # validate early
+        return await anyio.to_thread.run_sync(LocalBlobWriter, self, key)
+
+    async def create_named(self, key: str) -> LocalBlobWriter:
+        self.path_for(key)
+        return await anyio.to_thread.run_sync(lambda: LocalBlobWriter(self, key, named=True))
+
+    def local_path(self, key: str) -> Path:
+        return self.path_for(key)
+
+    async def open(self, key: str) -> LocalBlobReader:
+        return await anyio.to_thread.run_sync(self._open, key)
+
+    def _open(self, key: str) -> LocalBlobReader:
+        try:
+            file = open(self.path_for(key), "rb")  # noqa: SIM115 - the reader owns it
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        return LocalBlobReader(file, os.fstat(file.fileno()).st_size)
+
+    async def stat(self, key: str) -> BlobInfo | None:
+        return await anyio.to_thread.run_sync(self.stat_sync, key)
+
+    def stat_sync(self, key: str) -> BlobInfo | None:
+        try:
+            st = self.path_for(key).stat()
+        except FileNotFoundError:
+            return None
+        return BlobInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    async def delete(self, key: str) -> bool:
+        return await anyio.to_thread.run_sync(self._delete, key)
+
+    def _delete(self, key: str) -> bool:
+        try:
+            self.path_for(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def list(self) -> list[BlobInfo]:
+        return await anyio.to_thread.run_sync(self._list)
+
+    def _list(self) -> list[BlobInfo]:
+        found = []
+        for path in self.blob_dir.glob("*/*/*"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append(
+                BlobInfo(self.key_for(path), st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+            )
+        return found
+
+    async def sweep_temp(self, older_than: float) -> int:
+        return await anyio.to_thread.run_sync(self.temp_files.sweep, older_than, self.in_use)
+
+    def free_bytes(self) -> int:
+        """Bytes available to us under the root (one statvfs call)."""
+        return shutil.disk_usage(self.root).free
+
+    # -- adoption -------------------------------------------------------------------------
+
+    async def adopt(self, file: BinaryIO, key: str) -> bool:
+        if not isinstance(file, UploadSpool) or not file.rolled:
+            return False
+        return await anyio.to_thread.run_sync(self._adopt, file, key)
+
+    def _adopt(self, spool: UploadSpool, key: str) -> bool:
+        spool.flush()
+        try:
+            self.link_into_place(spool, spool.named_path, key)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.ENOENT, errno.EOPNOTSUPP):
+                return False
+            raise
+        return True
+
+    # -- shared by writers and adoption -----------------------------------------------------
+
+    def link_into_place(self, file: BinaryIO, named: Path | None, key: str) -> None:
+        """Give `file` (unnamed, or the temp path `named`) the name of `key`, atomically."""
+        if self.fsync:
+            os.fsync(file.fileno())
+        target = self.path_for(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Stage in tmp/ (same filesystem): a crash between the two steps leaves only a temp
+        # file that the sweep removes, never a stray name among the blobs.
+        staged = self.tmp_dir / f"{target.name}.{os.getpid()}.{time.monotonic_ns()}.staged"
+        self.in_use.add(staged)  # a temp sweep in between must leave it
+        try:
+            self.temp_files.link(file, named, staged)
+            # linkat cannot replace an existing name; rename can, atomically.
+            os.replace(staged, target)
+        finally:
+            self.in_use.discard(staged)
+        if self.fsync:
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)

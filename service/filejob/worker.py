@@ -1,0 +1,293 @@
+"""`filejob worker`: runs jobs from procrastinate's queue (FILEJOB_EXECUTOR=procrastinate)
+through the same `JobRunner` as the in-process executor, and re-runs the jobs of workers that
+went silent.
+
+Each filejob job is one procrastinate job for its whole life: a retry or a job interrupted
+by a shutdown goes back to `todo` through procrastinate's retry (`RunAgain`), with the delay
+the runner chose. The job row stays filejob's truth; procrastinate only says who runs what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import procrastinate
+from procrastinate.job_context import AbortReason, JobContext
+from procrastinate.jobs import Job as QueueJob
+from prometheus_client import CollectorRegistry, start_http_server
+
+from filejob.app import job_runner, storage_for
+from filejob.config import Settings
+from filejob.db import Database, conninfo
+from filejob.deployment import check_executor
+from filejob.jobs.executors.procrastinate import QUEUE, TASK, defer, retire_stalled
+from filejob.jobs.repository import JobRepository
+from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
+from filejob.jobs.states import JobStatus
+from filejob.metrics import JobMetrics
+from filejob.migrations import ensure_schema_current
+from filejob.processors.registry import ProcessorRegistry
+from filejob.storage.base import Storage
+
+log = logging.getLogger("filejob.worker")
+
+ADOPT_BATCH = 100  # queued jobs given a queue entry per transaction
+CLEANUP_EVERY = 3600.0  # seconds between deletions of long-ended queue entries
+
+
+class RunAgain(Exception):
+    """The job went back to `queued`: procrastinate runs it again in `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"run again in {delay:.3f}s")
+        self.delay = delay
+
+
+class _RunAgainWhenAsked(procrastinate.BaseRetryStrategy):
+    """Retry exactly when and only when the runner asked; every other failure is final (the
+    runner has already settled the job row: it never raises for a job's own failure)."""
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: QueueJob
+    ) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, RunAgain):
+            return procrastinate.RetryDecision(retry_in={"seconds": exception.delay})
+        return None
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """How worker death is noticed: every worker beats every `heartbeat` seconds; a job whose
+    worker has been silent for `silent_after` is run again, checked every `check_every`. The
+    three add up to at most FILEJOB_STALLED_AFTER."""
+
+    heartbeat: float
+    silent_after: float
+    check_every: float
+
+    @classmethod
+    def within(cls, stalled_after: float) -> Liveness:
+        return cls(
+            heartbeat=min(10.0, stalled_after / 6),
+            silent_after=stalled_after / 2,
+            check_every=min(10.0, stalled_after / 6),
+        )
+
+
+class QueueWorker:
+    """One `filejob worker` process: `concurrency` jobs at once from the `filejob` queue."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ProcessorRegistry,
+        *,
+        concurrency: int,
+        install_signal_handlers: bool = True,
+        metrics_port: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.processors = registry
+        self.concurrency = concurrency
+        self.install_signal_handlers = install_signal_handlers
+        self.liveness = Liveness.within(settings.stalled_after)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.ready = asyncio.Event()  # set once the worker takes jobs
+        self.metrics_port = metrics_port
+        self.registry = CollectorRegistry()
+        self.metrics = JobMetrics(self.registry)  # this worker's jobs: outcomes, durations
+
+    async def run(self) -> None:
+        """Work until stopped (SIGTERM/SIGINT, or this coroutine being cancelled): then take
+        no more jobs, give running ones FILEJOB_SHUTDOWN_GRACE seconds, and put the rest back
+        in the queue for another worker."""
+        settings = self.settings
+        db = Database(settings.database_url, busy_timeout=settings.db_busy_timeout)
+        stack = contextlib.ExitStack()
+        try:
+            await ensure_schema_current(db)
+            await check_executor(db, settings.executor)
+            storage = storage_for(settings)
+            runner = job_runner(
+                settings,
+                db,
+                storage,
+                self.processors,
+                self.metrics,
+                concurrency=self.concurrency,
+            )
+            app = self._queue_app(runner)
+            if self.metrics_port:
+                server, _ = start_http_server(
+                    self.metrics_port, addr=settings.host, registry=self.registry
+                )
+                stack.callback(server.shutdown)
+            async with app.open_async():
+                rescue = asyncio.create_task(
+                    self._housekeep_forever(app, db, storage), name="housekeeping"
+                )
+                log.info("worker %s: %d at once", self.name, self.concurrency)
+                self.ready.set()
+                try:
+                    await app.run_worker_async(
+                        queues=[QUEUE],
+                        name=self.name,
+                        concurrency=self.concurrency,
+                        listen_notify=True,
+                        # A notification wakes the worker for a new entry, but nothing wakes
+                        # it when a retry's scheduled time comes: polling every second (not
+                        # procrastinate's 5 s) starts a retry within 1 s of its backoff.
+                        fetch_job_polling_interval=1.0,
+                        abort_job_polling_interval=1.0,
+                        shutdown_graceful_timeout=settings.shutdown_grace,
+                        update_heartbeat_interval=self.liveness.heartbeat,
+                        stalled_worker_timeout=self.liveness.silent_after,
+                        install_signal_handlers=self.install_signal_handlers,
+                    )
+                finally:
+                    rescue.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await rescue
+        finally:
+            stack.close()
+            await db.dispose()
+
+    def _queue_app(self, runner: JobRunner) -> procrastinate.App:
+        connector = procrastinate.PsycopgConnector(
+            conninfo=conninfo(self.settings.database_url),
+            min_size=2,
+            max_size=self.concurrency + 4,  # the listener, fetching, heartbeats, finishing
+        )
+        app = procrastinate.App(connector=connector)
+
+        @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=_RunAgainWhenAsked())
+        async def run_job(context: JobContext, job_id: str) -> None:
+            await run_one(runner, context, job_id)
+
+        return app
+
+    async def _housekeep_forever(
+        self, app: procrastinate.App, db: Database, storage: Storage
+    ) -> None:
+        cleaned_at = swept_at = -math.inf
+        while True:
+            try:
+                await adopt_unqueued(db)
+                await rescue_stalled(app, db, self.liveness.silent_after)
+                if time.monotonic() - cleaned_at >= CLEANUP_EVERY:
+                    await forget_finished_entries(app, self.settings.result_ttl)
+                    cleaned_at = time.monotonic()
+            except Exception:
+                log.exception(
+                    "worker housekeeping (adoption, rescue, cleanup) failed; trying again"
+                )
+            if time.monotonic() - swept_at >= self.settings.sweep_interval:
+                swept_at = time.monotonic()
+                # What a killed worker left in the temp folder (input copies, partial outputs)
+                # goes even where no API server shares this machine's data dir; local work,
+                # so done whether the database answers or not.
+                try:
+                    if swept := await storage.sweep_temp(self.settings.orphan_grace):
+                        log.info("removed %d abandoned temp file(s)", swept)
+                except Exception:
+                    log.exception("worker temp sweep failed; trying again")
+            await asyncio.sleep(self.liveness.check_every)
+
+
+async def run_one(runner: JobRunner, context: JobContext, job_id: str) -> None:
+    """Run one job; an abort from procrastinate becomes the runner's stop, and the job row is
+    settled before this returns whatever happens."""
+    control = RunControl()
+    # A run of this entry before (RunAgain) has ended: if it raised, it may have left the row
+    # `running`. The entry is the job's only live one, so no other run can be going.
+    take_back = context.job.attempts > 0
+    run = asyncio.ensure_future(runner.run(job_id, None, control, take_back=take_back))
+    try:
+        await asyncio.shield(run)
+    except Exception:
+        # Not the job's failure (the runner settles those) but ours, e.g. the database was
+        # unreachable: try the job again rather than lose it.
+        log.exception("job %s: runner error; it runs again", job_id)
+        raise RunAgain(RUNNER_ERROR_DELAY) from None
+    except asyncio.CancelledError:  # procrastinate's abort: a user's cancel, or our shutdown
+        shutdown = context.abort_reason() is AbortReason.SHUTDOWN
+        control.reason = "shutdown" if shutdown else "cancel"
+        control.stop.set()
+        await run
+        if shutdown:
+            raise RunAgain(0) from None  # the runner put it back to `queued`
+        raise
+    if control.retry_in is not None:
+        raise RunAgain(control.retry_in)
+
+
+async def rescue_stalled(app: procrastinate.App, db: Database, silent_after: float) -> int:
+    """Run again the jobs of workers silent for `silent_after` seconds (killed, frozen, cut
+    off). In one transaction per job: the stalled queue entry is retired, the row goes back
+    to `queued` (or fails as `crashed` once out of attempts), fenced on its attempt so that a
+    worker presumed dead that is in fact alive can no longer record anything, and the job
+    gets a new queue entry. Workers rescuing at the same time do no harm (the entry is
+    locked), nor does a crash halfway (the transaction rolls back; the next round retries)."""
+    stalled = await app.job_manager.get_stalled_jobs(
+        queue=QUEUE, task_name=TASK, seconds_since_heartbeat=silent_after
+    )
+    rescued = 0
+    for entry in stalled:
+        assert entry.id is not None
+        job_id = str(entry.task_kwargs.get("job_id"))
+        async with db.write() as session:
+            if not await retire_stalled(session, entry.id):
+                continue  # another worker rescued it, or it ended meanwhile
+            repo = JobRepository(session)
+            job = await repo.get(job_id)
+            if job is None:
+                continue
+            if job.status is JobStatus.RUNNING:
+                runs_again = await repo.requeue_interrupted(job)
+                outcome = "it runs again" if runs_again else "it failed as `crashed`"
+            else:  # its worker died before claiming it, or after settling it
+                runs_again = job.status is JobStatus.QUEUED
+                outcome = "it runs again" if runs_again else f"it had ended ({job.status.value})"
+            if runs_again:
+                await repo.set_queue_ref(job_id, await defer(session, job_id))
+        rescued += 1
+        log.warning("job %s: its worker went silent; %s", job_id, outcome)
+    return rescued
+
+
+async def forget_finished_entries(app: procrastinate.App, older_than: float) -> None:
+    """Delete the queue entries that ended more than `older_than` seconds ago (rounded up to
+    hours, procrastinate's unit), so that the table does not grow forever. The job rows keep
+    everything a client sees; an ended entry is never read again."""
+    await app.job_manager.delete_old_jobs(
+        nb_hours=max(1, math.ceil(older_than / 3600)),
+        queue=QUEUE,
+        include_failed=True,
+        include_cancelled=True,
+        include_aborted=True,
+    )
+
+
+async def adopt_unqueued(db: Database) -> int:
+    """Give a queue entry to the queued jobs that have none: those accepted by in-process
+    servers before the switch to FILEJOB_EXECUTOR=procrastinate."""
+    adopted = 0
+    while True:
+        async with db.write() as session:
+            repo = JobRepository(session)
+            jobs = await repo.queued_without_queue_entry(limit=ADOPT_BATCH)
+            for job in jobs:
+                await repo.set_queue_ref(job.id, await defer(session, job.id))
+        adopted += len(jobs)
+        if len(jobs) < ADOPT_BATCH:
+            break
+    if adopted:
+        log.info("queued %d job(s) accepted before the switch to procrastinate", adopted)
+    return adopted
