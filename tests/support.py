@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
 from filejob.jobs.runner import JobRunner
-from filejob.processors.base import (
+from filejob.processors import (
+    NoParams,
     Output,
     ProcessingError,
     Processor,
@@ -38,7 +39,7 @@ class SlowParams(BaseModel):
 GATES: dict[str, threading.Event] = {}
 
 
-class Slow(Processor):
+class Slow(Processor[SlowParams]):
     """Copies its input in `steps` slices with a pause after each, checking for cancellation;
     with `gate`, holds before finishing until the test sets `GATES[gate]`."""
 
@@ -46,8 +47,7 @@ class Slow(Processor):
     description = "Test processor: a cancellable copy that takes a while."
     Params = SlowParams
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, SlowParams)
+    def run(self, ctx: ProcessorContext, params: SlowParams) -> Output:
         data = ctx.input.read()
         size = -(-len(data) // params.steps)  # ceil: partial output exists while it runs
         for step in range(params.steps):
@@ -72,7 +72,7 @@ class SlowChild(Slow):
     isolation = "process"
 
 
-class Straggler(Processor):
+class Straggler(Processor[NoParams]):
     """Starts a background process in its own process group, then returns at once: what a
     processor leaves behind must not outlive its child. The result is that process's pid."""
 
@@ -80,19 +80,19 @@ class Straggler(Processor):
     description = "Test processor: leaves a background process behind."
     isolation = "process"
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+    def run(self, ctx: ProcessorContext, params: NoParams) -> Output:
         left = subprocess.Popen(["sleep", "120"])
         ctx.output.write(str(left.pid).encode())
         return Output("pid.txt", "text/plain")
 
 
-class Crash(Processor):
+class Crash(Processor[NoParams]):
     """A processor with a bug: raises something that is not a ProcessingError."""
 
     name = "crash"
     description = "Test processor: always raises ZeroDivisionError."
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+    def run(self, ctx: ProcessorContext, params: NoParams) -> Output:
         ctx.output.write(b"partial")
         raise ZeroDivisionError("bug in processor")
 
@@ -107,15 +107,14 @@ class FlakyParams(BaseModel):
 FLAKY_RUNS: dict[str, int] = {}
 
 
-class Flaky(Processor):
+class Flaky(Processor[FlakyParams]):
     """Fails its first `failures` runs (per `key`) in the way `kind` says, then copies."""
 
     name = "flaky"
     description = "Test processor: fails a given number of times."
     Params = FlakyParams
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, FlakyParams)
+    def run(self, ctx: ProcessorContext, params: FlakyParams) -> Output:
         FLAKY_RUNS[params.key] = runs = FLAKY_RUNS.get(params.key, 0) + 1
         if runs <= params.failures:
             ctx.output.write(b"partial")
@@ -134,15 +133,14 @@ class InflateParams(BaseModel):
     factor: int = 2
 
 
-class Inflate(Processor):
+class Inflate(Processor[InflateParams]):
     """Writes its input `factor` times: a result larger than the input."""
 
     name = "inflate"
     description = "Test processor: repeats the input."
     Params = InflateParams
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, InflateParams)
+    def run(self, ctx: ProcessorContext, params: InflateParams) -> Output:
         for _ in range(params.factor):
             ctx.input.seek(0)
             for chunk in ctx.chunks():
@@ -154,7 +152,7 @@ class StubbornParams(BaseModel):
     seconds: float = 3.0
 
 
-class Stubborn(Processor):
+class Stubborn(Processor[StubbornParams]):
     """Ignores cancellation: one long call, as a C extension stuck in a decode would be."""
 
     name = "stubborn"
@@ -162,8 +160,7 @@ class Stubborn(Processor):
     Params = StubbornParams
     timeout = 120.0
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, StubbornParams)
+    def run(self, ctx: ProcessorContext, params: StubbornParams) -> Output:
         ctx.output.write(b"partial")
         time.sleep(params.seconds)
         ctx.output.write(b"rest")
@@ -177,7 +174,7 @@ class SpinParams(BaseModel):
     pid_file: str | None = None  # where the child writes its pid, for tests to check on it
 
 
-class Spin(Processor):
+class Spin(Processor[SpinParams]):
     """Runs in its own process and burns CPU without ever checking for cancellation."""
 
     name = "spin"
@@ -185,8 +182,7 @@ class Spin(Processor):
     Params = SpinParams
     isolation = "process"
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, SpinParams)
+    def run(self, ctx: ProcessorContext, params: SpinParams) -> Output:
         if params.pid_file:
             Path(params.pid_file).write_text(str(os.getpid()))
         ctx.output.write(b"partial")
@@ -212,7 +208,7 @@ class TwiceParams(BaseModel):
 TWICE_RUNS: dict[str, int] = {}
 
 
-class Twice(Processor):
+class Twice(Processor[TwiceParams]):
     """A worker presumed dead that is in fact still running: the first run of a job holds on
     `GATES[gate]` without checking for cancellation, then writes b"first"; the second holds on
     `GATES[gate + "-2"]`, then writes b"second"."""
@@ -221,8 +217,7 @@ class Twice(Processor):
     description = "Test processor: a first attempt that outlives its replacement."
     Params = TwiceParams
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, TwiceParams)
+    def run(self, ctx: ProcessorContext, params: TwiceParams) -> Output:
         runs = TWICE_RUNS[params.gate] = TWICE_RUNS.get(params.gate, 0) + 1
         GATES[params.gate if runs == 1 else params.gate + "-2"].wait(30)
         ctx.output.write(b"first" if runs == 1 else b"second")
@@ -233,7 +228,7 @@ class LeakyParams(BaseModel):
     kind: str = "permanent"  # permanent | retryable | oserror | bug
 
 
-class Leaky(Processor):
+class Leaky(Processor[LeakyParams]):
     """A third-party processor whose errors name server paths, as library errors do: the file
     object it was handed, the folder it runs in, its own source file, the temp folder."""
 
@@ -241,8 +236,7 @@ class Leaky(Processor):
     description = "Test processor: fails with server paths in its error message."
     Params = LeakyParams
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, LeakyParams)
+    def run(self, ctx: ProcessorContext, params: LeakyParams) -> Output:
         ctx.output.write(b"partial")
         where = f"{ctx.input!r} in {os.getcwd()} ({__file__}, {tempfile.gettempdir()})"
         if params.kind == "retryable":

@@ -66,3 +66,12 @@ def test_entry_point_processors_are_loaded_and_bad_ones_skipped(plugin_dist: Pat
     assert registry.get("wrong") is None and registry.get("broken") is None
     # A plugin cannot shadow a built-in.
     assert type(registry.get("checksum")).__module__ == "filejob.processors.checksum"
+
+
+def test_the_plugin_api_is_one_import() -> None:
+    import filejob.processors as api
+    from filejob.processors import base
+
+    for name in ("Processor", "ProcessorContext", "Output", "ProcessingError", "RetryableError"):
+        assert getattr(api, name) is getattr(base, name)
+    assert set(api.__all__) >= {"Processor", "ProcessorContext", "Output", "ProcessingError"}

@@ -11,7 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -106,8 +106,12 @@ class ProcessorContext:
             self._on_progress(min(1.0, max(0.0, float(fraction))))
 
 
-class Processor(ABC):
-    """A named transformation from one input file to one result file.
+P = TypeVar("P", bound=BaseModel)
+
+
+class Processor(ABC, Generic[P]):
+    """A named transformation from one input file to one result file, taking params `P` (a
+    pydantic model, declared again as the class attribute `Params` for validation).
 
     Subclasses set the class attributes and implement `run()`. `content_types` lists the input
     types accepted, as exact types or `type/*` / `*/*` patterns, judged from the file's first
@@ -120,7 +124,7 @@ class Processor(ABC):
     Params: ClassVar[type[BaseModel]] = NoParams
     timeout: ClassVar[float] = 600.0
     """Seconds one attempt may take unless the job asks otherwise."""
-    isolation: ClassVar[str] = "thread"
+    isolation: ClassVar[Literal["thread", "process"]] = "thread"
     """"thread", or "process" for CPU-heavy work: a child process that a cancel or timeout can
     terminate (its `run()` must then work on the files it is given, as every processor does)."""
 
@@ -129,7 +133,7 @@ class Processor(ABC):
         return any(pattern in ("*/*", content_type, f"{major}/*") for pattern in self.content_types)
 
     @abstractmethod
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+    def run(self, ctx: ProcessorContext, params: P) -> Output:
         """Read `ctx.input`, write the result to `ctx.output`, return its name and type.
 
         Raise `ProcessingError` for bad input (the job fails with its code), let `Cancelled`

@@ -5,18 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import BaseModel
-
 from filejob.processors.base import NoParams, Output, Processor, ProcessorContext
 
 
-class Checksum(Processor):
+class Checksum(Processor[NoParams]):
     name = "checksum"
     description = "Compute the SHA-256, SHA-1, MD5 and BLAKE2b digests and the size of the file."
     content_types = ("*/*",)
     Params = NoParams
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
+    def run(self, ctx: ProcessorContext, params: NoParams) -> Output:
         # SHA-1 and MD5 are here for matching against published checksums, not for security;
         # saying so keeps them available on FIPS-mode Pythons.
         hashes = {

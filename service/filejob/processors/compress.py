@@ -57,15 +57,14 @@ def _compressor(out: BinaryIO, params: CompressParams) -> AbstractContextManager
     return cast(AbstractContextManager[BinaryIO], writer)
 
 
-class Compress(Processor):
+class Compress(Processor[CompressParams]):
     name = "compress"
     description = "Compress the file with gzip or zstd."
     content_types = ("*/*",)
     Params = CompressParams
     isolation = "process"
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, CompressParams)
+    def run(self, ctx: ProcessorContext, params: CompressParams) -> Output:
         _, _, _, suffix, content_type = _FORMATS[params.format]
         # The context manager finishes the stream even when cancelled or failing, so nothing is
         # left to be flushed into ctx.output later by a finaliser, after the runner is done.

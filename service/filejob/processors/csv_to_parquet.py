@@ -85,7 +85,7 @@ class _Source:
             self._detached = True
 
 
-class CsvToParquet(Processor):
+class CsvToParquet(Processor[CsvToParquetParams]):
     name = "csv-to-parquet"
     description = (
         "Convert a CSV (or TSV) file with a header row to Parquet. Column types are inferred "
@@ -95,8 +95,7 @@ class CsvToParquet(Processor):
     Params = CsvToParquetParams
     isolation = "process"
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, CsvToParquetParams)
+    def run(self, ctx: ProcessorContext, params: CsvToParquetParams) -> Output:
         delimiter = params.delimiter
         if (
             "delimiter" not in params.model_fields_set

@@ -35,7 +35,7 @@ class ThumbnailParams(BaseModel):
     )
 
 
-class Thumbnail(Processor):
+class Thumbnail(Processor[ThumbnailParams]):
     name = "thumbnail"
     description = (
         "Scale an image down to fit a bounding box, keeping its aspect ratio and applying EXIF "
@@ -56,8 +56,7 @@ class Thumbnail(Processor):
     # Image.MAX_IMAGE_PIXELS, so setting it does not change other Pillow users.
     max_pixels: ClassVar[int] = 50_000_000
 
-    def run(self, ctx: ProcessorContext, params: BaseModel) -> Output:
-        assert isinstance(params, ThumbnailParams)
+    def run(self, ctx: ProcessorContext, params: ThumbnailParams) -> Output:
         pil_format, suffix, content_type = _FORMATS[params.format]
         ctx.check_cancelled()
         try:
