@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from filejob.errors import install_error_handlers
+from filejob.api.problems import install_error_handlers
 
 
 async def test_an_unexpected_exception_is_a_problem_json_500_without_internals() -> None:

@@ -19,6 +19,7 @@ from filejob import web
 from filejob.api import events, health, jobs, metrics_route, processors, results
 from filejob.api.auth import Authenticator
 from filejob.api.deps import Services
+from filejob.api.problems import install_error_handlers
 from filejob.api.schemas import JobOut
 from filejob.api.upload_route import UploadPolicy
 from filejob.auth.links import LinkSigner
@@ -27,7 +28,6 @@ from filejob.auth.service import KeyDefaults, KeyService
 from filejob.config import Settings
 from filejob.db import Database, conninfo
 from filejob.deployment import RefusedToStart, check_executor, link_secret
-from filejob.errors import install_error_handlers
 from filejob.jobs.admission import Admission, CallbackRules
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.inprocess import InProcessExecutor

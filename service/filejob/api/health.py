@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from filejob.api.deps import ServicesDep
-from filejob.errors import PROBLEM_JSON, problem
+from filejob.api.problems import problem
+from filejob.errors import PROBLEM_JSON
 
 router = APIRouter(tags=["health"])
 
