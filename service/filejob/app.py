@@ -1,19 +1,17 @@
-"""`create_app(settings)`: the one place where filejob is put together."""
+"""`create_app(settings)`: the HTTP app, made of what `compose` builds for every process plus
+what only HTTP needs (routers, problem handlers, middleware, authentication, upload parsing)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from filejob import web
 from filejob.api import events, health, jobs, metrics_route, processors, results
@@ -22,92 +20,38 @@ from filejob.api.deps import Services
 from filejob.api.problems import install_error_handlers
 from filejob.api.schemas import JobOut
 from filejob.api.upload_route import UploadPolicy
-from filejob.auth.links import LinkSigner
 from filejob.auth.ratelimit import RateLimiter
-from filejob.auth.service import KeyDefaults, KeyService
+from filejob.auth.service import KeyService
+from filejob.compose import (
+    admission,
+    database,
+    executor_for,
+    executor_lock,
+    job_runner,
+    key_defaults,
+    link_signer,
+    storage_for,
+    webhook_policy,
+)
 from filejob.config import Settings
 from filejob.db import Database, conninfo
-from filejob.deployment import RefusedToStart, check_executor, link_secret
-from filejob.jobs.admission import Admission, CallbackRules
+from filejob.deployment import check_executor
 from filejob.jobs.executors.base import Executor
-from filejob.jobs.executors.inprocess import InProcessExecutor
-from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
-from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
-from filejob.jobs.runner import JobRunner
+from filejob.jobs.executors.ownership import ExecutorLock
 from filejob.jobs.service import JobService
 from filejob.jobs.sweeper import Sweeper
 from filejob.jobs.watch import JobWatcher
 from filejob.logs import RequestIds
-from filejob.metrics import HttpMetrics, JobMetrics, Metrics
+from filejob.metrics import HttpMetrics, Metrics
 from filejob.migrations import ensure_schema_current
 from filejob.processors.registry import ProcessorRegistry
 from filejob.readiness import Readiness
-from filejob.storage.base import PresignsDownloads, Storage
+from filejob.storage.base import PresignsDownloads
 from filejob.storage.local import LocalStorage
 from filejob.storage.s3 import S3Storage
-from filejob.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
+from filejob.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("filejob")
-
-
-def storage_for(settings: Settings) -> LocalStorage | S3Storage:
-    """The one place the storage backend is chosen (FILEJOB_STORAGE_URL)."""
-    url = settings.storage_url
-    if url.startswith("s3://"):
-        return S3Storage.from_url(
-            url,
-            settings.data_dir,
-            endpoint=settings.s3_endpoint or None,
-            region=settings.s3_region or None,
-            access_key_id=settings.s3_access_key_id or None,
-            secret_access_key=settings.s3_secret_access_key.get_secret_value() or None,
-            public_endpoint=settings.s3_public_endpoint or None,
-        )
-    root = Path(url.removeprefix("file://")) if url else settings.data_dir
-    return LocalStorage(root, fsync=settings.fsync)
-
-
-def job_runner(
-    settings: Settings,
-    db: Database,
-    storage: Storage,
-    registry: ProcessorRegistry,
-    metrics: JobMetrics | None = None,
-    *,
-    concurrency: int | None = None,
-) -> JobRunner:
-    """The runner of jobs in this process, `concurrency` (default FILEJOB_WORKERS) at once."""
-    return JobRunner(
-        db,
-        storage,
-        registry,
-        threads=anyio.CapacityLimiter(concurrency or settings.workers),
-        progress_interval=settings.progress_interval,
-        retry_base_delay=settings.retry_base_delay,
-        retry_max_delay=settings.retry_max_delay,
-        metrics=metrics,
-    )
-
-
-def executor_for(settings: Settings, db: Database, runner: Callable[[], JobRunner]) -> Executor:
-    """The one place the executor is chosen (FILEJOB_EXECUTOR); only the in-process one
-    needs a `runner`."""
-    if settings.executor == "procrastinate":
-        return ProcrastinateExecutor(db)  # `filejob worker` processes run the jobs
-    return InProcessExecutor(runner(), settings.workers)
-
-
-def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> Admission:
-    return Admission(
-        db,
-        registry,
-        max_upload_bytes=settings.max_upload_bytes,
-        max_filename_bytes=settings.max_filename_length,
-        callbacks=CallbackRules(
-            allow_private=settings.webhook_allow_private,
-            anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
-        ),
-    )
 
 
 def authenticator(settings: Settings, db: Database) -> Authenticator:
@@ -129,64 +73,6 @@ def upload_policy(settings: Settings, storage: LocalStorage | S3Storage) -> Uplo
         max_parts=settings.max_form_parts,
         body_timeout=settings.body_timeout,
         body_deadline=settings.body_deadline,
-    )
-
-
-def key_defaults(settings: Settings) -> KeyDefaults:
-    return KeyDefaults(
-        max_active_jobs=settings.max_active_jobs,
-        max_storage_bytes=settings.max_storage_bytes,
-        rate_limit=settings.rate_limit,
-    )
-
-
-async def link_signer(settings: Settings, db: Database) -> LinkSigner:
-    """Signs with FILEJOB_SECRET_KEY, or else with the deployment's own secret, generated
-    once and kept in the database: every server and every restart verifies every link."""
-    keys = settings.secret_keys or [await link_secret(db)]
-    return LinkSigner(keys, settings.result_link_ttl, settings.max_result_link_ttl)
-
-
-def executor_lock(settings: Settings) -> ExecutorLock:
-    """The lock an in-process executor holds (one per database, see `ownership`)."""
-    if settings.uses_postgres:
-        return AdvisoryLock(conninfo(settings.database_url))
-    return DatabaseFileLock(Path(make_url(settings.database_url).database or "filejob.db"))
-
-
-async def preflight(settings: Settings) -> None:
-    """What the lifespan refuses to start with, checked before a server starts, so that
-    `filejob serve` can say it in one line: a stale schema, an executor the database does not
-    record, another in-process server already running this database's jobs."""
-    try:
-        RateLimiter(settings.rate_limit_storage)  # builds its store; connects on first use
-    except ValueError as exc:
-        raise RefusedToStart(str(exc)) from None
-    db = Database(settings.database_url, durable=settings.fsync)
-    try:
-        await ensure_schema_current(db)
-        await check_executor(db, settings.executor)
-    except DBAPIError as exc:  # none there, or unreachable: no traceback for that
-        shown = make_url(settings.database_url).render_as_string(hide_password=True)
-        raise RefusedToStart(
-            f"cannot use the database {shown}: {exc.orig} (is FILEJOB_DATA_DIR or "
-            "FILEJOB_DATABASE_URL right, and has `filejob db upgrade` run?)"
-        ) from None
-    finally:
-        await db.dispose()
-    if settings.executor == "inprocess":
-        lock = executor_lock(settings)
-        await anyio.to_thread.run_sync(lock.acquire)
-        lock.release()
-
-
-def webhook_policy(settings: Settings) -> WebhookPolicy:
-    return WebhookPolicy(
-        allow_private=settings.webhook_allow_private,
-        timeout=settings.webhook_timeout,
-        max_attempts=settings.webhook_max_attempts,
-        retry_delay=settings.webhook_retry_delay,
-        anonymous_secret=settings.webhook_secret.get_secret_value() or None,
     )
 
 
@@ -269,11 +155,7 @@ def create_app(
         # Everything started is stopped in reverse order, on every path: a start-up that
         # fails half-way (a lock held elsewhere, a bad setting) leaves nothing open either.
         async with contextlib.AsyncExitStack() as stack:
-            db = Database(
-                settings.database_url,
-                durable=settings.fsync,
-                busy_timeout=settings.db_busy_timeout,
-            )
+            db = database(settings)
             stack.push_async_callback(db.dispose)
             await ensure_schema_current(db)
             await check_executor(db, settings.executor)

@@ -41,7 +41,8 @@ def serve(
     """Serve the API (the database must be upgraded first: `filejob db upgrade`)."""
     import uvicorn
 
-    from filejob.app import create_app, preflight
+    from filejob.app import create_app
+    from filejob.compose import preflight
     from filejob.http_limits import HeadLimits, protocol_with
     from filejob.server import CannotListen, DrainingServer, listen
 
@@ -149,9 +150,9 @@ async def _record(db: Any, settings: Settings) -> str | None:
 
 
 async def _on_deployment(settings: Settings, work: Callable[[Any, Settings], Awaitable[T]]) -> T:
-    from filejob.db import Database
+    from filejob.compose import database
 
-    db = Database(settings.database_url, durable=settings.fsync)
+    db = database(settings)
     try:
         return await work(db, settings)
     finally:
@@ -173,15 +174,14 @@ def _run_refusable(work: Coroutine[Any, Any, T]) -> T:
 
 def _with_keys(work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(KeyService)` against the configured database."""
-    from filejob.app import key_defaults
     from filejob.auth.service import KeyService
-    from filejob.db import Database
+    from filejob.compose import database, key_defaults
     from filejob.migrations import ensure_schema_current
 
     settings = load_settings()
 
     async def run() -> T:
-        db = Database(settings.database_url, durable=settings.fsync)
+        db = database(settings)
         try:
             await ensure_schema_current(db)
             return await work(KeyService(db, key_defaults(settings)))

@@ -23,7 +23,7 @@ from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.jobs import Job as QueueJob
 from prometheus_client import CollectorRegistry, start_http_server
 
-from filejob.app import job_runner, storage_for
+from filejob.compose import database, job_runner, storage_for
 from filejob.config import Settings
 from filejob.db import Database, conninfo
 from filejob.deployment import check_executor
@@ -109,7 +109,7 @@ class QueueWorker:
         no more jobs, give running ones FILEJOB_SHUTDOWN_GRACE seconds, and put the rest back
         in the queue for another worker."""
         settings = self.settings
-        db = Database(settings.database_url, busy_timeout=settings.db_busy_timeout)
+        db = database(settings)
         stack = contextlib.ExitStack()
         try:
             await ensure_schema_current(db)
