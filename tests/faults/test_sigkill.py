@@ -170,14 +170,22 @@ def test_sigkill_at_three_moments_loses_nothing(tmp_path: Path) -> None:
     # Round 3: killed while a large result is being written (gzip -9 of 64 MiB).
     process, url = start_server(data_dir, tmp_path / "round3.log", **ENV)
     items = make_inputs(rng, 20, big=64 * MiB)
-    big_id = post(url, *items[0])
-    assert big_id is not None
-    accepted[big_id] = items[0]
     for item in items[1:]:
         job_id = post(url, *item)
         assert job_id is not None
         accepted[job_id] = item
-    wait_for(lambda: statuses(url)[big_id]["progress"] > 0.1)
+    # The big one last, and watched from the moment it is accepted: posted first, it could
+    # finish while the others were still being posted, and the kill would interrupt nothing.
+    big_id = post(url, *items[0])
+    assert big_id is not None
+    accepted[big_id] = items[0]
+
+    def big_one_under_way() -> bool:
+        job = statuses(url)[big_id]
+        assert job["status"] in ("queued", "running"), job  # else the round proves nothing
+        return job["status"] == "running" and job["progress"] > 0.1
+
+    wait_for(big_one_under_way)
     kill(process)
     assert len(accepted) >= 55
 
