@@ -311,17 +311,7 @@ class TestSsrfGuard:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """DNS rebinding: the name looked harmless at submit and answers 127.0.0.1 later."""
-        import socket
-
-        from filejob.webhooks import addresses
-
-        real = addresses.anyio.getaddrinfo
-
-        async def rebinding(host: str, *args: Any, **kwargs: Any) -> Any:
-            if host == "hooks.rebind.example":
-                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
-            return await real(host, *args, **kwargs)
-
+        rebinding = resolving({"hooks.rebind.example": "127.0.0.1"})
         monkeypatch.setattr(addresses.anyio, "getaddrinfo", rebinding)
         port = receiver.url.rpartition(":")[2]
         url = f"http://hooks.rebind.example:{port}/"
