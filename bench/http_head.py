@@ -1,6 +1,6 @@
 """What the request-head limits cost: requests/s and server CPU per request of `GET /healthz`,
 filejob's app on uvicorn's stock httptools protocol vs. on the protocol of
-service/filejob/http_limits.py.
+service/filejob/api/http_limits.py.
 
 Run: `.venv/bin/python bench/http_head.py` (about a minute; `--rounds`, `--seconds`).
 
@@ -115,8 +115,8 @@ def protocol_cost(rounds: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    from filejob.api.http_limits import HeadLimits, protocol_with
     from filejob.config import Settings
-    from filejob.http_limits import HeadLimits, protocol_with
 
     classes = {"stock": HttpToolsProtocol, "limited": protocol_with(HeadLimits.of(Settings()))}
     samples: dict[str, list[float]] = {side: [] for side in SIDES}
@@ -147,10 +147,10 @@ def serve(side: str, port: int) -> None:
     sys.path.insert(0, str(ROOT))
     import uvicorn
 
-    from filejob import logs
+    from filejob.api.http_limits import HeadLimits, protocol_with
     from filejob.app import create_app
     from filejob.config import Settings
-    from filejob.http_limits import HeadLimits, protocol_with
+    from filejob.ops import logs
 
     settings = Settings(host="127.0.0.1", port=port, log_level="warning")
     logs.configure(settings.log_level, settings.log_format)

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Connection
 
 from filejob.auth.model import ApiKey
 from filejob.config import Settings
-from filejob.db import Database
+from filejob.db.engine import Database
+from filejob.db.orm import Base
 from filejob.jobs.model import Job
-from filejob.orm import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

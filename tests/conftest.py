@@ -11,10 +11,10 @@ from fastapi import FastAPI
 
 from filejob.app import create_app
 from filejob.config import Settings
+from filejob.db.migrations import upgrade
 from filejob.jobs.executors.inprocess import InProcessExecutor
-from filejob.migrations import upgrade
 from tests import services
-from tests.queue import drain_queue, running_worker
+from tests.queue import run_queue_until_idle, running_worker
 from tests.services import postgres_database, s3_settings
 from tests.support import test_registry
 
@@ -127,10 +127,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def drain(app: FastAPI) -> Callable[[], Any]:
+def run_until_idle(app: FastAPI) -> Callable[[], Any]:
     """Run every submitted job to its end (the executor's burst mode), then return."""
     executor = app.state.services.executor
     if isinstance(executor, InProcessExecutor):
-        return executor.drain
+        return executor.run_until_idle
     settings = app.state.services.settings
-    return functools.partial(drain_queue, settings.database_url)
+    return functools.partial(run_queue_until_idle, settings.database_url)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import psycopg
 
 from filejob.config import Settings
-from filejob.db import conninfo
+from filejob.db.engine import conninfo
 from filejob.processors.registry import ProcessorRegistry
 from filejob.worker import QueueWorker
 
@@ -52,7 +52,7 @@ async def running_worker(
             await task
 
 
-async def drain_queue(database_url: str, *, retries: bool = True) -> None:
+async def run_queue_until_idle(database_url: str, *, retries: bool = True) -> None:
     """Wait until the queue holds nothing running or due (with `retries`: nothing at all)."""
     async with await psycopg.AsyncConnection.connect(
         conninfo(database_url), autocommit=True

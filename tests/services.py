@@ -17,7 +17,7 @@ import httpx
 import psutil
 import psycopg
 
-from filejob.migrations import upgrade
+from filejob.db.migrations import upgrade
 
 # The PostgreSQL server the tests create their databases on (see .ci/run, which starts it).
 POSTGRES = os.environ.get("FILEJOB_TEST_POSTGRES", "postgres@127.0.0.1:5432")

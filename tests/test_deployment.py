@@ -15,10 +15,10 @@ import pytest
 from fastapi import FastAPI
 
 from filejob.app import create_app
-from filejob.db import conninfo
-from filejob.deployment import ADVISORY_KEY, DeploymentMismatch
+from filejob.db.deployment import ADVISORY_KEY, DeploymentMismatch
+from filejob.db.engine import conninfo
+from filejob.db.migrations import upgrade
 from filejob.jobs.executors.ownership import AdvisoryLock, ExecutorBusy
-from filejob.migrations import upgrade
 from tests.conftest import make_settings
 from tests.live.conftest import start_server, stop_server
 from tests.services import free_port, postgres_database

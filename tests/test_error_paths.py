@@ -49,12 +49,12 @@ def empty_png() -> bytes:
 
 
 async def test_an_unreadable_image_fails_without_naming_its_stored_path(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     submitted = await submit(client, empty_png(), "thumbnail", content_type="image/png")
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["id"]
-    await drain()
+    await run_until_idle()
     response = await client.get(f"/v1/jobs/{job_id}")
     job = response.json()
     assert job["status"] == "failed" and job["error"]["code"] == "corrupt_image"
@@ -80,7 +80,7 @@ async def test_an_unreadable_image_fails_without_naming_its_stored_path(
 )
 async def test_a_third_party_processors_error_loses_its_paths(
     client: httpx.AsyncClient,
-    drain: Any,
+    run_until_idle: Any,
     data_dir: Path,
     processor: str,
     kind: str,
@@ -91,7 +91,7 @@ async def test_a_third_party_processors_error_loses_its_paths(
     params = {"kind": kind}
     submitted = await submit(client, b"data", processor, params=params, max_attempts=1)
     job_id = submitted.json()["id"]
-    await drain()
+    await run_until_idle()
     response = await client.get(f"/v1/jobs/{job_id}")
     job = response.json()
     assert job["status"] == "failed" and job["error"]["code"] == code

@@ -32,7 +32,7 @@ def profile(request: pytest.FixtureRequest) -> str:
 
 
 async def test_a_stale_attempt_is_refused(
-    app: FastAPI, client: httpx.AsyncClient, drain: Any, profile: str
+    app: FastAPI, client: httpx.AsyncClient, run_until_idle: Any, profile: str
 ) -> None:
     first, second = f"fence-{profile}", f"fence-{profile}-2"
     GATES[first], GATES[second] = threading.Event(), threading.Event()
@@ -56,7 +56,7 @@ async def test_a_stale_attempt_is_refused(
         await eventually(attempt_2_claimed)
 
         GATES[first].set()  # attempt 1 finishes now and tries to publish b"first"
-        await drain()
+        await run_until_idle()
         during = (await client.get(f"/v1/jobs/{job_id}")).json()
         assert during["status"] == "running" and during["attempts"] == 2  # refused
         assert during["result"] is None

@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from filejob.filenames import content_disposition, sanitize_filename
+from filejob.untrusted.filenames import content_disposition, sanitize_filename
 
 
 @pytest.mark.parametrize(

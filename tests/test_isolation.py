@@ -37,11 +37,13 @@ async def only_inputs(app: Any) -> bool:
     return [key.split("/")[0] for key in await stored(app)] == ["inputs"]
 
 
-async def test_runs_in_a_child_and_reports_progress(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_runs_in_a_child_and_reports_progress(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
     job_id = (await submit(client, b"data", "spin", params={"seconds": 0.5})).json()["id"]
     running = await wait_for_status(client, job_id, "running")
     assert running["status"] == "running"
-    await drain()
+    await run_until_idle()
     done = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert done["status"] == "succeeded" and done["result"]["size"] == len(b"partialdata")
     body = (await client.get(done["result"]["url"])).content
@@ -64,14 +66,14 @@ async def test_cancel_terminates_the_child(
 
 
 async def test_timeout_terminates_the_child(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path, tmp_path: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "pid"
     params = {"seconds": 60, "pid_file": str(pid_file)}
     # 3 s: the clock starts as the child is spawned, and on a loaded machine 0.5 s sometimes
     # ended the job before the child had written its pid.
     job_id = (await submit(client, b"data", "spin", params=params, timeout_seconds=3)).json()["id"]
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "timeout"
     assert child_is_gone(pid_file)
@@ -79,13 +81,13 @@ async def test_timeout_terminates_the_child(
 
 
 async def test_a_child_that_keeps_dying_is_retried_then_fails_as_crashed(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     """Dying without a word is an interrupted attempt (it may have been the OOM killer), not a
     verdict on the input: retried until its attempts are used up."""
     params = {"exit_code": 3}
     job_id = (await submit(client, b"data", "spin", params=params, max_attempts=2)).json()["id"]
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "crashed"
     assert job["attempts"] == 2
@@ -94,21 +96,21 @@ async def test_a_child_that_keeps_dying_is_retried_then_fails_as_crashed(
 
 
 async def test_errors_cross_the_process_boundary(
-    client: httpx.AsyncClient, drain: Any, tmp_path: Path
+    client: httpx.AsyncClient, run_until_idle: Any, tmp_path: Path
 ) -> None:
     marker = str(tmp_path / "marker")
     params = {"seconds": 0, "retryable_key": marker}
     job_id = (await submit(client, b"data", "spin", params=params)).json()["id"]
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "succeeded" and job["attempts"] == 2
 
 
 async def test_what_a_child_leaves_behind_dies_with_it(
-    client: httpx.AsyncClient, drain: Any
+    client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     job_id = (await submit(client, b"x", "straggler")).json()["id"]
-    await drain()
+    await run_until_idle()
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "succeeded"
     pid = int((await client.get(f"/v1/jobs/{job_id}/result")).text)
 

@@ -12,8 +12,8 @@ from sqlalchemy import create_engine
 
 from filejob.app import create_app
 from filejob.auth.model import ApiKey
+from filejob.db.migrations import SchemaOutOfDate, alembic_config, upgrade
 from filejob.jobs.model import Base
-from filejob.migrations import SchemaOutOfDate, alembic_config, upgrade
 from tests.conftest import make_settings
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from filejob.api.ranges import ByteRange, etag_matches, parse_range
+from filejob.api.downloads.ranges import ByteRange, etag_matches, parse_range
 from filejob.errors import RangeNotSatisfiable
 
 

@@ -40,7 +40,7 @@ async def test_running_and_queued_jobs_resume_after_restart(settings: Settings) 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            await app.state.services.executor.drain()
+            await app.state.services.executor.run_until_idle()
             first: Any = (await client.get(f"/v1/jobs/{running}")).json()
             second: Any = (await client.get(f"/v1/jobs/{queued}")).json()
             # A graceful shutdown gives the interrupted attempt back: it was not the job's fault.

@@ -44,10 +44,10 @@ async def job(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("kind", ["retryable", "oserror", "enospc"])
 async def test_transient_failures_are_retried_until_success(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path, kind: str
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path, kind: str
 ) -> None:
     job_id = await flaky(client, 2, kind)
-    await drain()
+    await run_until_idle()
     body = await job(client, job_id)
     assert body["status"] == "succeeded" and body["attempts"] == 3
     assert body["error"] is None and body["next_attempt_at"] is None
@@ -59,29 +59,31 @@ async def test_transient_failures_are_retried_until_success(
     ("kind", "code"), [("retryable", "flaky"), ("oserror", "io_error"), ("enospc", "storage_full")]
 )
 async def test_attempts_run_out(
-    client: httpx.AsyncClient, drain: Any, kind: str, code: str
+    client: httpx.AsyncClient, run_until_idle: Any, kind: str, code: str
 ) -> None:
     job_id = await flaky(client, 99, kind)
-    await drain()
+    await run_until_idle()
     body = await job(client, job_id)
     assert body["status"] == "failed" and body["attempts"] == 3
     assert body["error"]["code"] == code
 
 
-async def test_permanent_error_fails_at_once(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_permanent_error_fails_at_once(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
     job_id = await flaky(client, 99, "permanent")
-    await drain()
+    await run_until_idle()
     body = await job(client, job_id)
     assert body["status"] == "failed" and body["attempts"] == 1
     assert body["error"]["code"] == "permanent"
 
 
 async def test_per_job_max_attempts_is_capped_by_config(
-    client: httpx.AsyncClient, drain: Any
+    client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     fewer = await flaky(client, 99, "retryable", max_attempts=1)
     more = await flaky(client, 99, "retryable", max_attempts=50)
-    await drain()
+    await run_until_idle()
     assert (await job(client, fewer))["attempts"] == 1
     capped = await job(client, more)
     assert capped["max_attempts"] == 3 and capped["attempts"] == 3
@@ -107,7 +109,7 @@ async def test_waiting_job_shows_last_error_and_when_it_is_due(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             job_id = await flaky(client, 5, "retryable")
-            await app.state.services.executor.drain(retries=False)
+            await app.state.services.executor.run_until_idle(retries=False)
             body = await job(client, job_id)
             assert body["status"] == "queued" and body["attempts"] == 1
             assert body["error"]["code"] == "flaky"
@@ -121,7 +123,7 @@ async def test_waiting_job_shows_last_error_and_when_it_is_due(
 
 async def _leave_as_running(app: Any, client: httpx.AsyncClient, attempts: int) -> str:
     job_id = (await submit(client, b"poison", "checksum")).json()["id"]
-    await app.state.services.executor.drain()
+    await app.state.services.executor.run_until_idle()
     async with app.state.services.jobs.db.write() as session:
         await session.execute(
             update(Job)
@@ -144,7 +146,7 @@ async def test_job_that_keeps_killing_the_server_ends_crashed(settings: Settings
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            await app.state.services.executor.drain()
+            await app.state.services.executor.run_until_idle()
             crashed = await job(client, poison)
             assert crashed["status"] == "failed" and crashed["error"]["code"] == "crashed"
             resumed = await job(client, survivor)

@@ -18,10 +18,10 @@ from tests.support import fail_finishing, stored_files, submit, wait_for_status
 
 
 async def test_processor_bug_fails_job_without_leftovers(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     job = (await submit(client, b"input", "crash")).json()
-    await drain()
+    await run_until_idle()
     body = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert body["status"] == "failed"
     assert body["error"]["code"] == "processor_error"
@@ -33,13 +33,13 @@ async def _job_from_storage(app: Any, client: httpx.AsyncClient, **changes: Any)
     """A queued job whose row is changed as a restart might find it, then resumed."""
     services = app.state.services
     job_id = (await submit(client, b"abc", "compress")).json()["id"]
-    await services.executor.drain()
+    await services.executor.run_until_idle()
     async with services.jobs.db.write() as session:
         await session.execute(
             update(Job).where(Job.id == job_id).values(status="queued", **changes)
         )
-    await services.executor.submit(job_id)  # no open upload: read from storage
-    await services.executor.drain()
+    await services.executor.schedule(job_id)  # no open upload: read from storage
+    await services.executor.run_until_idle()
     return job_id
 
 

@@ -35,14 +35,14 @@ async def age_job(app: Any, job_id: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_retention_expires_old_finished_jobs_only(
-    app: Any, client: httpx.AsyncClient, drain: Any, profile: str
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, profile: str
 ) -> None:
     old = (await submit(client, b"old")).json()["id"]
     new = (await submit(client, b"new")).json()["id"]
     failed = (
         await submit(client, b"f", "slow", params={"fail": True, "steps": 1, "step_seconds": 0})
     ).json()["id"]
-    await drain()
+    await run_until_idle()
     await age_job(app, old, 7200)
     await age_job(app, failed, 7200)
     report = await sweeper_for(app, ttl=3600).sweep_once()
@@ -57,10 +57,10 @@ async def test_retention_expires_old_finished_jobs_only(
 
 
 async def test_unreferenced_blobs_and_temp_files_are_removed_after_grace(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     kept = (await submit(client, b"kept")).json()["id"]
-    await drain()
+    await run_until_idle()
     orphan = data_dir / "blobs" / "results" / "zz" / "zzorphan"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"nobody's")
@@ -84,12 +84,12 @@ async def test_unreferenced_blobs_and_temp_files_are_removed_after_grace(
 
 @pytest.mark.parametrize("profile", ["distributed"])
 async def test_orphaned_objects_are_removed(
-    app: Any, client: httpx.AsyncClient, drain: Any, profile: str
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, profile: str
 ) -> None:
     """On S3 (whose objects cannot be aged by hand), with no grace: an object no row
     references goes, the objects of a job stay."""
     kept = (await submit(client, b"kept")).json()["id"]
-    await drain()
+    await run_until_idle()
     storage = app.state.services.jobs.storage
     writer = await storage.create("results/zzorphan")
     writer.file.write(b"nobody's")
@@ -100,18 +100,18 @@ async def test_orphaned_objects_are_removed(
 
 
 async def test_queued_job_whose_hand_off_was_lost_is_rescued(
-    app: Any, client: httpx.AsyncClient, drain: Any
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     executor = app.state.services.executor
-    real_submit = executor.submit
+    real_schedule = executor.schedule
 
     async def lose_it(job_id: str, upload: Any = None, **kwargs: Any) -> None:
         await upload.release()  # as if the response failed before the background task ran
 
-    executor.submit = lose_it
+    executor.schedule = lose_it
     lost = (await submit(client, b"lost")).json()["id"]
-    executor.submit = real_submit
-    await drain()
+    executor.schedule = real_schedule
+    await run_until_idle()
     assert not executor.knows(lost)
 
     sweeper = sweeper_for(app)
@@ -123,7 +123,7 @@ async def test_queued_job_whose_hand_off_was_lost_is_rescued(
     assert (await sweeper.sweep_once()).rescued == 1
     assert executor.knows(lost)
     assert (await sweeper.sweep_once()).rescued == 0  # known now: not submitted twice
-    await drain()
+    await run_until_idle()
     assert (await client.get(f"/v1/jobs/{lost}")).json()["status"] == "succeeded"
 
 
@@ -147,14 +147,14 @@ async def put_blob(app: Any, key: str, content: bytes) -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_no_grace_spares_the_result_of_an_attempt_finishing_during_the_sweep(
-    app: Any, client: httpx.AsyncClient, drain: Any, profile: str, monkeypatch: Any
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, profile: str, monkeypatch: Any
 ) -> None:
     """A result is stored a moment before its row names it, and the row may move from
     `running` to `succeeded` while the sweep asks about it: either way the result stays,
     whatever the grace. A superseded attempt's result does go."""
     jobs = app.state.services.jobs
     job_id = (await submit(client, b"data")).json()["id"]
-    await drain()
+    await run_until_idle()
     async with jobs.db.write() as session:  # attempt 2 has stored its result, not yet said so
         await session.execute(
             update(Job)
@@ -194,24 +194,24 @@ async def test_no_grace_spares_the_result_of_an_attempt_finishing_during_the_swe
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_no_grace_spares_an_input_whose_row_is_being_committed(
-    app: Any, client: httpx.AsyncClient, drain: Any, profile: str
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, profile: str
 ) -> None:
     jobs = app.state.services.jobs
-    enqueue = jobs.executor.enqueue
+    record = jobs.executor.record
     reports = []
 
-    async def sweep_then_enqueue(session: Any, job: Any) -> None:
+    async def sweep_then_record(session: Any, job: Any) -> None:
         # The input is stored, the row not yet committed: the sweep's worst moment.
         assert await stored(app) == [f"inputs/{job.id}"]
         reports.append(await sweeper_for(app, grace=0).sweep_once())
-        await enqueue(session, job)
+        await record(session, job)
 
-    jobs.executor.enqueue = sweep_then_enqueue
+    jobs.executor.record = sweep_then_record
     response = await submit(client, b"data")
-    jobs.executor.enqueue = enqueue
+    jobs.executor.record = record
     assert response.status_code == 202
     assert [r.orphans for r in reports] == [0]
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"/v1/jobs/{response.json()['id']}")).json()
     assert job["status"] == "succeeded"
     assert not jobs.storing

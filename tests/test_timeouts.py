@@ -21,13 +21,13 @@ def only_inputs(data_dir: Path) -> bool:
 
 
 async def test_cooperative_processor_is_stopped_at_its_deadline(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     params = {"steps": 10_000, "step_seconds": 0.01}
     response = await submit(client, b"x" * 1000, "slow", params=params, timeout_seconds=0.3)
     job_id = response.json()["id"]
     assert response.json()["timeout_seconds"] == 0.3
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "timeout"
     assert "0.3 s" in job["error"]["message"]
@@ -35,12 +35,12 @@ async def test_cooperative_processor_is_stopped_at_its_deadline(
 
 
 async def test_processor_that_ignores_the_stop_is_abandoned(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     job_id = (
         await submit(client, b"x", "stubborn", params={"seconds": 4}, timeout_seconds=0.2)
     ).json()["id"]
-    await drain()  # returns after the deadline plus the stop grace, not after 4 s
+    await run_until_idle()  # returns after the deadline plus the stop grace, not after 4 s
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "timeout"
     assert only_inputs(data_dir)

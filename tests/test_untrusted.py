@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filejob.untrusted import BEYOND_ANY_SIZE, parse_count
+from filejob.untrusted.boundary import BEYOND_ANY_SIZE, parse_count
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import BackgroundTasks, FastAPI, Form, UploadFile
 
-from filejob.uploadfile import OwnedUpload
+from filejob.api.uploads.owned import OwnedUpload
 from tests.support import submit, wait_for_status
 
 
@@ -84,26 +84,26 @@ async def test_take_is_idempotent() -> None:
 async def test_job_releases_its_upload_on_every_outcome(
     app: Any,
     client: httpx.AsyncClient,
-    drain: Any,
+    run_until_idle: Any,
     params: dict[str, Any],
     cancel: bool,
     final: str,
 ) -> None:
     executor = app.state.services.executor
     handed: list[OwnedUpload] = []
-    real_submit = executor.submit
+    real_schedule = executor.schedule
 
     async def spy(job_id: str, upload: OwnedUpload | None = None) -> None:
         assert upload is not None
         handed.append(upload)
-        await real_submit(job_id, upload)
+        await real_schedule(job_id, upload)
 
-    executor.submit = spy
+    executor.schedule = spy
     job = (await submit(client, os.urandom(2 * 1024 * 1024), "slow", params=params)).json()
     if cancel:
         await wait_for_status(client, job["id"], "running")
         assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
-    await drain()
+    await run_until_idle()
     assert (await client.get(f"/v1/jobs/{job['id']}")).json()["status"] == final
     (upload,) = handed
     assert upload.released and upload.file.closed

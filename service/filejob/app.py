@@ -14,12 +14,13 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from filejob import web
-from filejob.api import events, health, jobs, metrics_route, processors, results
-from filejob.api.auth import Authenticator
+from filejob.api import events, health, jobs, metrics_route, processors
+from filejob.api.caller import Authenticator
 from filejob.api.deps import Services
+from filejob.api.downloads import route as downloads
 from filejob.api.problems import install_error_handlers
 from filejob.api.schemas import JobOut
-from filejob.api.upload_route import UploadPolicy
+from filejob.api.uploads.route import UploadPolicy
 from filejob.auth.ratelimit import RateLimiter
 from filejob.auth.service import KeyService
 from filejob.compose import (
@@ -34,18 +35,18 @@ from filejob.compose import (
     webhook_policy,
 )
 from filejob.config import Settings
-from filejob.db import Database, conninfo
-from filejob.deployment import check_executor
+from filejob.db.deployment import check_executor
+from filejob.db.engine import Database, conninfo
+from filejob.db.migrations import ensure_schema_current
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.ownership import ExecutorLock
 from filejob.jobs.service import JobService
 from filejob.jobs.sweeper import Sweeper
 from filejob.jobs.watch import JobWatcher
-from filejob.logs import RequestIds
-from filejob.metrics import HttpMetrics, Metrics
-from filejob.migrations import ensure_schema_current
+from filejob.ops.logs import RequestIds
+from filejob.ops.metrics import HttpMetrics, Metrics
+from filejob.ops.readiness import Readiness
 from filejob.processors.registry import ProcessorRegistry
-from filejob.readiness import Readiness
 from filejob.storage.base import PresignsDownloads
 from filejob.storage.local import LocalStorage
 from filejob.storage.s3 import S3Storage
@@ -134,7 +135,7 @@ async def _keep(lock: ExecutorLock, executor: Executor) -> None:
                 "another filejob serve took over this database's jobs while this server's "
                 "executor lock was lost: no more jobs start here; stop one of the two servers"
             )
-            await executor.drain_running(0)
+            await executor.finish_running(0)
             return
 
 
@@ -208,7 +209,7 @@ def create_app(
     app.include_router(jobs.upload_router)
     app.include_router(jobs.router)
     app.include_router(events.router)
-    app.include_router(results.router)
+    app.include_router(downloads.router)
     app.include_router(processors.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 
-from filejob import logs
 from filejob.client import commands as client_commands
 from filejob.config import Settings
+from filejob.ops import logs
 
 app = typer.Typer(help="filejob: upload-then-process job server.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -41,10 +41,10 @@ def serve(
     """Serve the API (the database must be upgraded first: `filejob db upgrade`)."""
     import uvicorn
 
+    from filejob.api.http_limits import HeadLimits, protocol_with
+    from filejob.api.server import CannotListen, DrainingServer, listen
     from filejob.app import create_app
     from filejob.compose import preflight
-    from filejob.http_limits import HeadLimits, protocol_with
-    from filejob.server import CannotListen, DrainingServer, listen
 
     settings = load_settings(host=host, port=port)
     logs.configure(settings.log_level, settings.log_format)
@@ -115,7 +115,7 @@ def db_upgrade(
     """Apply Alembic migrations up to REVISION, and record how the deployment runs jobs."""
     from sqlalchemy.engine import make_url
 
-    from filejob.migrations import upgrade
+    from filejob.db.migrations import upgrade
 
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def db_upgrade(
 
 
 async def _agrees(db: Any, settings: Settings) -> None:
-    from filejob.deployment import DeploymentMismatch, recorded_executor
+    from filejob.db.deployment import DeploymentMismatch, recorded_executor
 
     recorded = await recorded_executor(db)
     if recorded is not None and recorded != settings.executor:
@@ -144,7 +144,7 @@ async def _agrees(db: Any, settings: Settings) -> None:
 
 
 async def _record(db: Any, settings: Settings) -> str | None:
-    from filejob.deployment import record_executor
+    from filejob.db.deployment import record_executor
 
     return await record_executor(db, settings.executor)
 
@@ -162,8 +162,8 @@ async def _on_deployment(settings: Settings, work: Callable[[Any, Settings], Awa
 def _run_refusable(work: Coroutine[Any, Any, T]) -> T:
     """Run `work`; a refusal to start (stale schema, settings the deployment contradicts)
     is one line on stderr and exit code 2, not a traceback."""
-    from filejob.deployment import RefusedToStart
-    from filejob.migrations import SchemaOutOfDate
+    from filejob.db.deployment import RefusedToStart
+    from filejob.db.migrations import SchemaOutOfDate
 
     try:
         return asyncio.run(work)
@@ -176,7 +176,7 @@ def _with_keys(work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(KeyService)` against the configured database."""
     from filejob.auth.service import KeyService
     from filejob.compose import database, key_defaults
-    from filejob.migrations import ensure_schema_current
+    from filejob.db.migrations import ensure_schema_current
 
     settings = load_settings()
 

@@ -18,16 +18,16 @@ from filejob.auth.links import LinkSigner
 from filejob.auth.ratelimit import RateLimiter
 from filejob.auth.service import KeyDefaults
 from filejob.config import Settings
-from filejob.db import Database, conninfo
-from filejob.deployment import RefusedToStart, check_executor, link_secret
+from filejob.db.deployment import RefusedToStart, check_executor, link_secret
+from filejob.db.engine import Database, conninfo
+from filejob.db.migrations import ensure_schema_current
 from filejob.jobs.admission import Admission, CallbackRules
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.inprocess import InProcessExecutor
 from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
 from filejob.jobs.runner import JobRunner
-from filejob.metrics import JobMetrics
-from filejob.migrations import ensure_schema_current
+from filejob.ops.metrics import JobMetrics
 from filejob.processors.registry import ProcessorRegistry
 from filejob.storage.base import LocalFiles, PresignsDownloads, StagesLocalCopies, Storage
 from filejob.storage.local import LocalStorage

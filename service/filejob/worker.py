@@ -25,14 +25,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from filejob.compose import database, job_runner, storage_for
 from filejob.config import Settings
-from filejob.db import Database, conninfo
-from filejob.deployment import check_executor
+from filejob.db.deployment import check_executor
+from filejob.db.engine import Database, conninfo
+from filejob.db.migrations import ensure_schema_current
 from filejob.jobs.executors.procrastinate import QUEUE, TASK, defer, retire_stalled
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
 from filejob.jobs.states import JobStatus
-from filejob.metrics import JobMetrics
-from filejob.migrations import ensure_schema_current
+from filejob.ops.metrics import JobMetrics
 from filejob.processors.registry import ProcessorRegistry
 from filejob.storage.base import Storage
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import update
 
-from filejob.db import conninfo
+from filejob.db.engine import conninfo
 from filejob.jobs.model import Job, utcnow
 from tests.support import GATES, eventually, submit
 
@@ -57,10 +57,10 @@ async def test_events_follow_a_job_to_its_end(client: httpx.AsyncClient) -> None
 
 
 async def test_a_reconnect_with_last_event_id_gets_only_what_it_missed(
-    client: httpx.AsyncClient, drain: Any
+    client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     job_id = (await submit(client, b"abc", "checksum")).json()["id"]
-    await drain()
+    await run_until_idle()
     [final] = parse((await client.get(f"/v1/jobs/{job_id}/events")).text)
     assert final["data"]["status"] == "succeeded"
 

@@ -44,9 +44,11 @@ def gate() -> Any:
     event.set()
 
 
-async def test_job_json_shape_and_timestamps(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_job_json_shape_and_timestamps(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
     job = (await submit(client, b"abc")).json()
-    await drain()
+    await run_until_idle()
     response = await client.get(f"/v1/jobs/{job['id']}")
     body = response.json()
     assert set(body) == JOB_FIELDS
@@ -67,7 +69,7 @@ async def test_job_json_shape_and_timestamps(client: httpx.AsyncClient, drain: A
 
 
 async def test_etag_and_304_and_retry_after(
-    client: httpx.AsyncClient, drain: Any, gate: threading.Event
+    client: httpx.AsyncClient, run_until_idle: Any, gate: threading.Event
 ) -> None:
     job = (await submit(client, b"x", "slow", params={"steps": 1, "gate": "t"})).json()
     running = await client.get(f"/v1/jobs/{job['id']}")
@@ -79,14 +81,14 @@ async def test_etag_and_304_and_retry_after(
         again = await client.get(f"/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
     gate.set()
-    await drain()
+    await run_until_idle()
     changed = await client.get(f"/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.json()["status"] == "succeeded"
     assert changed.headers["etag"] != etag
 
 
 async def test_progress_is_persisted_while_running(
-    client: httpx.AsyncClient, drain: Any, gate: threading.Event
+    client: httpx.AsyncClient, run_until_idle: Any, gate: threading.Event
 ) -> None:
     job = (
         await submit(
@@ -102,7 +104,7 @@ async def test_progress_is_persisted_while_running(
     assert body["status"] == "running"  # held at the gate with all steps done
     assert seen == sorted(seen)
     gate.set()
-    await drain()
+    await run_until_idle()
 
 
 async def test_unknown_job_is_404_problem(client: httpx.AsyncClient) -> None:
@@ -129,20 +131,22 @@ async def pages(client: httpx.AsyncClient, limit: int) -> AsyncIterator[list[str
             return
 
 
-async def test_list_newest_first_with_cursor(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_list_newest_first_with_cursor(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
     ids = [(await submit(client, f"{n}".encode())).json()["id"] for n in range(7)]
-    await drain()
+    await run_until_idle()
     seen = [job_id async for page in pages(client, 3) for job_id in page]
     assert seen == list(reversed(ids))
 
 
-async def test_list_filters(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_list_filters(client: httpx.AsyncClient, run_until_idle: Any) -> None:
     a = (await submit(client, b"a")).json()["id"]
     b = (await submit(client, b"b", "compress")).json()["id"]
     c = (
         await submit(client, b"c", "slow", params={"fail": True, "steps": 1, "step_seconds": 0})
     ).json()["id"]
-    await drain()
+    await run_until_idle()
     by_processor = (await client.get("/v1/jobs", params={"processor": "compress"})).json()
     assert [j["id"] for j in by_processor["items"]] == [b]
     failed = (await client.get("/v1/jobs", params={"status": "failed"})).json()
@@ -161,16 +165,16 @@ async def test_list_rejects_bad_query(client: httpx.AsyncClient, params: dict[st
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_list_default_limit_is_50(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_list_default_limit_is_50(client: httpx.AsyncClient, run_until_idle: Any) -> None:
     for n in range(55):
         await submit(client, f"{n}".encode())
-    await drain()
+    await run_until_idle()
     page = (await client.get("/v1/jobs")).json()
     assert len(page["items"]) == 50 and page["next_cursor"]
 
 
 async def test_pagination_stays_correct_under_concurrent_inserts(
-    client: httpx.AsyncClient, drain: Any
+    client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     before = [(await submit(client, f"old{n}".encode())).json()["id"] for n in range(20)]
     seen: list[str] = []
@@ -178,7 +182,7 @@ async def test_pagination_stays_correct_under_concurrent_inserts(
         seen += page
         # Another client keeps adding jobs while we page through.
         await submit(client, os.urandom(16))
-    await drain()
+    await run_until_idle()
     # Every job that existed when paging began shows up exactly once, in order; no duplicates.
     assert len(seen) == len(set(seen))
     assert [i for i in seen if i in before] == list(reversed(before))
@@ -188,7 +192,7 @@ async def test_pagination_stays_correct_under_concurrent_inserts(
 
 
 async def test_delete_queued_job_cancels_it(
-    client: httpx.AsyncClient, drain: Any, app: Any, gate: threading.Event
+    client: httpx.AsyncClient, run_until_idle: Any, app: Any, gate: threading.Event
 ) -> None:
     # Two workers busy at the gate keep the third job queued.
     busy = [
@@ -201,13 +205,13 @@ async def test_delete_queued_job_cancels_it(
     assert (await client.get(f"/v1/jobs/{queued}")).json()["status"] == "queued"
     assert (await client.delete(f"/v1/jobs/{queued}")).status_code == 204
     gate.set()
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"/v1/jobs/{queued}")).json()
     assert job["status"] == "cancelled" and job["attempts"] == 0 and job["result"] is None
 
 
 async def test_delete_running_job_stops_it_without_partial_files(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     job = (
         await submit(
@@ -219,16 +223,16 @@ async def test_delete_running_job_stops_it_without_partial_files(
     # DELETE returns once the job has stopped.
     after = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert after["status"] == "cancelled" and after["finished_at"]
-    await drain()
+    await run_until_idle()
     leftovers = await stored(app)
     assert [k.split("/")[0] for k in leftovers] == ["inputs"]  # no result, no temp file
 
 
 async def test_delete_finished_job_removes_row_and_files(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     job = (await submit(client, b"data")).json()
-    await drain()
+    await run_until_idle()
     assert len(await stored(app)) == 2
     assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
     assert await stored(app) == []

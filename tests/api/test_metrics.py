@@ -33,11 +33,11 @@ def job_metrics_text(app: FastAPI) -> str:
 
 
 async def test_metrics_count_requests_bytes_and_jobs(
-    app: FastAPI, client: httpx.AsyncClient, drain: Any
+    app: FastAPI, client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     ok = [(await submit(client, b"a" * n, "checksum")).json() for n in (100, 2000)]
     failed = (await submit(client, b"zz", "slow", params={"steps": 1, "fail": True})).json()
-    await drain()
+    await run_until_idle()
     done = [await wait_for_status(client, j["id"], "succeeded") for j in ok]
     await wait_for_status(client, failed["id"], "failed")
     downloaded = await client.get(f"/v1/jobs/{done[0]['id']}/result")

@@ -38,18 +38,20 @@ def settings_overrides(seaweedfs: str) -> dict[str, Any]:
     }
 
 
-async def finished(client: httpx.AsyncClient, drain: Any, *args: Any, **kwargs: Any) -> str:
+async def finished(
+    client: httpx.AsyncClient, run_until_idle: Any, *args: Any, **kwargs: Any
+) -> str:
     job_id = str((await submit(client, *args, **kwargs)).json()["id"])
-    await drain()
+    await run_until_idle()
     await wait_for_status(client, job_id, "succeeded")
     return job_id
 
 
 async def test_a_download_redirects_to_the_store(
-    client: httpx.AsyncClient, drain: Any, settings: Settings
+    client: httpx.AsyncClient, run_until_idle: Any, settings: Settings
 ) -> None:
     job_id = await finished(
-        client, drain, b"x" * 100_000, "slow", params={"steps": 2}, filename="résumé 1.txt"
+        client, run_until_idle, b"x" * 100_000, "slow", params={"steps": 2}, filename="résumé 1.txt"
     )
     job = (await client.get(f"/v1/jobs/{job_id}")).json()
     response = await client.get(f"/v1/jobs/{job_id}/result")
@@ -87,9 +89,13 @@ async def test_a_download_redirects_to_the_store(
     ],
 )
 async def test_an_inline_download_is_inline_only_where_streaming_would_be(
-    client: httpx.AsyncClient, drain: Any, processor: str, content_type: str, disposition: str
+    client: httpx.AsyncClient,
+    run_until_idle: Any,
+    processor: str,
+    content_type: str,
+    disposition: str,
 ) -> None:
-    job_id = await finished(client, drain, b"some text", processor, filename="notes.txt")
+    job_id = await finished(client, run_until_idle, b"some text", processor, filename="notes.txt")
     url = f"/v1/jobs/{job_id}/result?disposition=inline"
     streamed = await client.head(url)
     location = (await client.get(url)).headers["location"]
@@ -102,9 +108,9 @@ async def test_an_inline_download_is_inline_only_where_streaming_would_be(
 
 
 async def test_without_a_public_endpoint_links_name_the_internal_one(
-    app: FastAPI, client: httpx.AsyncClient, drain: Any, settings: Settings
+    app: FastAPI, client: httpx.AsyncClient, run_until_idle: Any, settings: Settings
 ) -> None:
-    job_id = await finished(client, drain, b"inside")
+    job_id = await finished(client, run_until_idle, b"inside")
     internal = settings.model_copy(update={"s3_public_endpoint": "", "s3_presign_ttl": 300})
     other = create_app(internal, registry=test_registry())  # a second API server
     async with (
@@ -121,10 +127,10 @@ async def test_without_a_public_endpoint_links_name_the_internal_one(
 
 
 async def test_delete_after_download_is_still_streamed(
-    client: httpx.AsyncClient, drain: Any
+    client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     job_id = (await submit(client, b"once", delete_after_download=True)).json()["id"]
-    await drain()
+    await run_until_idle()
     await wait_for_status(client, job_id, "succeeded")
     response = await client.get(f"/v1/jobs/{job_id}/result")
     assert response.status_code == 200  # only a streamed body tells the download completed

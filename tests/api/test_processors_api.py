@@ -43,13 +43,13 @@ def settings_overrides() -> dict[str, Any]:
 
 
 async def test_jobs_run_one_at_a_time_in_submission_order(
-    client: httpx.AsyncClient, drain: Any
+    client: httpx.AsyncClient, run_until_idle: Any
 ) -> None:
     ids = [
         (await submit(client, b"x", "slow", params={"steps": 1, "step_seconds": 0.01})).json()["id"]
         for _ in range(6)
     ]
-    await drain()
+    await run_until_idle()
     jobs = [(await client.get(f"/v1/jobs/{job_id}")).json() for job_id in ids]
     starts = [job["started_at"] for job in jobs]
     assert starts == sorted(starts)

@@ -15,7 +15,7 @@ from tests.support import GATES, stored, submit
 
 async def finished_job(
     client: httpx.AsyncClient,
-    drain: Any,
+    run_until_idle: Any,
     content: bytes,
     *,
     filename: str = "report.bin",
@@ -31,15 +31,17 @@ async def finished_job(
             delete_after_download=delete_after_download,
         )
     ).json()
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert job["status"] == "succeeded"
     return job
 
 
-async def test_download_streams_result_with_headers(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_download_streams_result_with_headers(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
     content = os.urandom(3 * 1024 * 1024 + 5)
-    job = await finished_job(client, drain, content)
+    job = await finished_job(client, run_until_idle, content)
     response = await client.get(job["result"]["url"])
     assert response.status_code == 200
     assert response.content == content
@@ -55,8 +57,10 @@ async def test_download_streams_result_with_headers(client: httpx.AsyncClient, d
     )
 
 
-async def test_non_ascii_name_gets_ascii_fallback(client: httpx.AsyncClient, drain: Any) -> None:
-    job = await finished_job(client, drain, b"data", filename="résumé 東京.txt")
+async def test_non_ascii_name_gets_ascii_fallback(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
+    job = await finished_job(client, run_until_idle, b"data", filename="résumé 東京.txt")
     disposition = (await client.get(job["result"]["url"])).headers["content-disposition"]
     assert disposition.startswith(
         'attachment; filename="resume _.txt.out"'
@@ -78,10 +82,10 @@ async def test_non_ascii_name_gets_ascii_fallback(client: httpx.AsyncClient, dra
     ],
 )
 async def test_ranges(
-    client: httpx.AsyncClient, drain: Any, range_header: str, status: int, expected: slice
+    client: httpx.AsyncClient, run_until_idle: Any, range_header: str, status: int, expected: slice
 ) -> None:
     content = bytes(range(100))
-    job = await finished_job(client, drain, content)
+    job = await finished_job(client, run_until_idle, content)
     response = await client.get(job["result"]["url"], headers={"Range": range_header})
     assert response.status_code == status
     assert response.content == content[expected]
@@ -94,18 +98,18 @@ async def test_ranges(
 
 @pytest.mark.parametrize("range_header", ["bytes=100-", "bytes=500-600", "bytes=-0"])
 async def test_unsatisfiable_range_is_416(
-    client: httpx.AsyncClient, drain: Any, range_header: str
+    client: httpx.AsyncClient, run_until_idle: Any, range_header: str
 ) -> None:
-    job = await finished_job(client, drain, bytes(range(100)))
+    job = await finished_job(client, run_until_idle, bytes(range(100)))
     response = await client.get(job["result"]["url"], headers={"Range": range_header})
     assert response.status_code == 416
     assert response.headers["content-range"] == "bytes */100"
     assert response.json()["code"] == "range_not_satisfiable"
 
 
-async def test_if_range(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_if_range(client: httpx.AsyncClient, run_until_idle: Any) -> None:
     content = bytes(range(100))
-    job = await finished_job(client, drain, content)
+    job = await finished_job(client, run_until_idle, content)
     url, etag = job["result"]["url"], f'"{job["result"]["sha256"]}"'
     same = await client.get(url, headers={"Range": "bytes=0-4", "If-Range": etag})
     assert same.status_code == 206 and same.content == content[:5]
@@ -113,8 +117,8 @@ async def test_if_range(client: httpx.AsyncClient, drain: Any) -> None:
     assert changed.status_code == 200 and changed.content == content
 
 
-async def test_if_none_match_is_304(client: httpx.AsyncClient, drain: Any) -> None:
-    job = await finished_job(client, drain, b"hello")
+async def test_if_none_match_is_304(client: httpx.AsyncClient, run_until_idle: Any) -> None:
+    job = await finished_job(client, run_until_idle, b"hello")
     etag = f'"{job["result"]["sha256"]}"'
     for header in (etag, f"W/{etag}", f'"nope", {etag}', "*"):
         response = await client.get(job["result"]["url"], headers={"If-None-Match": header})
@@ -125,19 +129,19 @@ async def test_if_none_match_is_304(client: httpx.AsyncClient, drain: Any) -> No
     ).status_code == 200
 
 
-async def test_head_has_headers_no_body(client: httpx.AsyncClient, drain: Any) -> None:
-    job = await finished_job(client, drain, b"hello world")
+async def test_head_has_headers_no_body(client: httpx.AsyncClient, run_until_idle: Any) -> None:
+    job = await finished_job(client, run_until_idle, b"hello world")
     response = await client.head(job["result"]["url"])
     assert response.status_code == 200
     assert response.headers["content-length"] == "11"
     assert response.content == b""
 
 
-async def test_inline_disposition(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_inline_disposition(client: httpx.AsyncClient, run_until_idle: Any) -> None:
     job = (
         await submit(client, b"a,b\n1,2\n", "checksum", filename="t.csv", content_type="text/csv")
     ).json()
-    await drain()
+    await run_until_idle()
     url = f"/v1/jobs/{job['id']}/result"
     inline = await client.get(url, params={"disposition": "inline"})
     assert inline.headers["content-type"] == "application/json"
@@ -147,9 +151,9 @@ async def test_inline_disposition(client: httpx.AsyncClient, drain: Any) -> None
 
 
 async def test_inline_refused_for_executable_types(
-    client: httpx.AsyncClient, drain: Any, app: Any
+    client: httpx.AsyncClient, run_until_idle: Any, app: Any
 ) -> None:
-    job = await finished_job(client, drain, b"<html><script>alert(1)</script></html>")
+    job = await finished_job(client, run_until_idle, b"<html><script>alert(1)</script></html>")
     # Pretend the processor produced HTML: what a browser would run must stay an attachment.
     from sqlalchemy import update
 
@@ -164,7 +168,9 @@ async def test_inline_refused_for_executable_types(
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_not_finished_is_409_with_status(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_not_finished_is_409_with_status(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
     GATES["hold"] = gate = __import__("threading").Event()
     try:
         job = (await submit(client, b"x", "slow", params={"steps": 1, "gate": "hold"})).json()
@@ -174,14 +180,14 @@ async def test_not_finished_is_409_with_status(client: httpx.AsyncClient, drain:
         assert response.json()["job_status"] in ("queued", "running")
     finally:
         gate.set()
-        await drain()
+        await run_until_idle()
 
 
-async def test_failed_is_409_with_error(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_failed_is_409_with_error(client: httpx.AsyncClient, run_until_idle: Any) -> None:
     job = (
         await submit(client, b"x", "slow", params={"steps": 1, "step_seconds": 0, "fail": True})
     ).json()
-    await drain()
+    await run_until_idle()
     response = await client.get(f"/v1/jobs/{job['id']}/result")
     assert response.status_code == 409
     problem = response.json()
@@ -200,10 +206,10 @@ async def test_unknown_job_result_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_complete_download_deletes_files_and_expires(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     content = os.urandom(2 * 1024 * 1024)
-    job = await finished_job(client, drain, content, delete_after_download=True)
+    job = await finished_job(client, run_until_idle, content, delete_after_download=True)
     assert len(await stored(app)) == 2  # input and result
     response = await client.get(job["result"]["url"])
     assert response.status_code == 200 and response.content == content
@@ -224,9 +230,13 @@ async def test_complete_download_deletes_files_and_expires(
     ],
 )
 async def test_partial_or_conditional_requests_delete_nothing(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path, headers: dict[str, str]
+    app: Any,
+    client: httpx.AsyncClient,
+    run_until_idle: Any,
+    data_dir: Path,
+    headers: dict[str, str],
 ) -> None:
-    job = await finished_job(client, drain, os.urandom(4096), delete_after_download=True)
+    job = await finished_job(client, run_until_idle, os.urandom(4096), delete_after_download=True)
     response = await client.get(job["result"]["url"], headers=headers)
     assert response.status_code in (206, 304, 416)
     assert len(await stored(app)) == 2
@@ -234,17 +244,17 @@ async def test_partial_or_conditional_requests_delete_nothing(
 
 
 async def test_head_deletes_nothing(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
-    job = await finished_job(client, drain, os.urandom(4096), delete_after_download=True)
+    job = await finished_job(client, run_until_idle, os.urandom(4096), delete_after_download=True)
     assert (await client.head(job["result"]["url"])).status_code == 200
     assert len(await stored(app)) == 2
 
 
 async def test_without_flag_download_keeps_files(
-    app: Any, client: httpx.AsyncClient, drain: Any, data_dir: Path
+    app: Any, client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
-    job = await finished_job(client, drain, os.urandom(4096))
+    job = await finished_job(client, run_until_idle, os.urandom(4096))
     assert (await client.get(job["result"]["url"])).status_code == 200
     assert len(await stored(app)) == 2
     assert (await client.get(job["result"]["url"])).status_code == 200

@@ -65,10 +65,12 @@ async def test_small_upload_kept_in_memory_is_stored_too(
     assert await blob_bytes(app, f"inputs/{job['id']}") == content
 
 
-async def test_job_runs_in_background_and_succeeds(client: httpx.AsyncClient, drain: Any) -> None:
+async def test_job_runs_in_background_and_succeeds(
+    client: httpx.AsyncClient, run_until_idle: Any
+) -> None:
     content = os.urandom(2 * 1024 * 1024)
     job = (await submit(client, content, "compress", params={"format": "zstd"})).json()
-    await drain()
+    await run_until_idle()
     done = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert done["status"] == "succeeded"
     assert done["attempts"] == 1 and done["progress"] == 1.0

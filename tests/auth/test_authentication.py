@@ -68,14 +68,14 @@ async def test_an_upload_without_a_key_is_refused_before_its_body_is_read(
 
 
 async def test_a_key_works_and_health_needs_none(
-    client: httpx.AsyncClient, key_client: KeyClient, drain: Callable[[], Any]
+    client: httpx.AsyncClient, key_client: KeyClient, run_until_idle: Callable[[], Any]
 ) -> None:
     alice = await key_client("alice")
     assert (await client.get("/healthz")).status_code == 200
     assert (await alice.get("/v1/processors")).status_code == 200
     created = await submit(alice, b"hello")
     assert created.status_code == 202
-    await drain()
+    await run_until_idle()
     job = await wait_for_status(alice, created.json()["id"], "succeeded")
     assert (await alice.get(f"/v1/jobs/{job['id']}/result")).content
 
@@ -114,7 +114,7 @@ class TestAuthOff:
         return {"auth": "off"}
 
     async def test_anonymous_callers_work_and_a_presented_key_still_counts(
-        self, client: httpx.AsyncClient, key_client: KeyClient, drain: Callable[[], Any]
+        self, client: httpx.AsyncClient, key_client: KeyClient, run_until_idle: Callable[[], Any]
     ) -> None:
         anonymous = await submit(client, b"anonymous")
         assert anonymous.status_code == 202
@@ -130,4 +130,4 @@ class TestAuthOff:
         ]
         bad = await client.get("/v1/jobs", headers={"Authorization": "Bearer fj_wrong"})
         assert bad.status_code == 401
-        await drain()
+        await run_until_idle()

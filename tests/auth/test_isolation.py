@@ -31,10 +31,10 @@ JOB_ENDPOINTS = [
 
 
 @pytest.fixture
-async def alice_job(key_client: KeyClient, drain: Callable[[], Any]) -> tuple[Any, str]:
+async def alice_job(key_client: KeyClient, run_until_idle: Callable[[], Any]) -> tuple[Any, str]:
     alice = await key_client("alice")
     created = await submit(alice, b"alice's secret file")
-    await drain()
+    await run_until_idle()
     job = await wait_for_status(alice, created.json()["id"], "succeeded")
     return alice, job["id"]
 

@@ -18,10 +18,12 @@ from tests.support import submit, wait_for_status
 
 
 @pytest.fixture
-async def finished(key_client: KeyClient, drain: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+async def finished(
+    key_client: KeyClient, run_until_idle: Callable[[], Any]
+) -> tuple[Any, dict[str, Any]]:
     alice = await key_client("alice")
     created = await submit(alice, b"some input")
-    await drain()
+    await run_until_idle()
     return alice, await wait_for_status(alice, created.json()["id"], "succeeded")
 
 
@@ -135,11 +137,11 @@ async def test_result_link_of_an_unfinished_job_is_a_conflict(key_client: KeyCli
 
 
 async def test_a_full_download_by_link_cleans_up_after_itself(
-    client: httpx.AsyncClient, key_client: KeyClient, drain: Callable[[], Any]
+    client: httpx.AsyncClient, key_client: KeyClient, run_until_idle: Callable[[], Any]
 ) -> None:
     alice = await key_client("alice")
     created = await submit(alice, b"once", delete_after_download=True)
-    await drain()
+    await run_until_idle()
     job = await wait_for_status(alice, created.json()["id"], "succeeded")
     assert (await client.get(job["result"]["url"])).status_code == 200
     await wait_for_status(alice, job["id"], "expired")

@@ -14,7 +14,7 @@ from tests.support import GATES, CountingBody, stored, submit, wait_for_status
 
 
 async def test_active_jobs_are_limited_per_key(
-    app: Any, key_client: KeyClient, drain: Callable[[], Any], data_dir: Any
+    app: Any, key_client: KeyClient, run_until_idle: Callable[[], Any], data_dir: Any
 ) -> None:
     import threading
 
@@ -32,19 +32,19 @@ async def test_active_jobs_are_limited_per_key(
     assert await stored(app) == before  # nothing kept of the refused upload
     assert (await submit(bob, b"x", "slow", params=params)).status_code == 202  # bob's own
     gate.set()
-    await drain()
+    await run_until_idle()
     for r in first:
         await wait_for_status(alice, r.json()["id"], "succeeded")
     assert (await submit(alice, b"x")).status_code == 202  # room again
-    await drain()
+    await run_until_idle()
 
 
 async def test_stored_bytes_are_limited_per_key(
-    key_client: KeyClient, drain: Callable[[], Any]
+    key_client: KeyClient, run_until_idle: Callable[[], Any]
 ) -> None:
     alice = await key_client("alice", max_storage_bytes=10_000)
     assert (await submit(alice, b"a" * 6000, "slow", params={"steps": 1})).status_code == 202
-    await drain()  # the `slow` result is a copy: 12 000 bytes in use now
+    await run_until_idle()  # the `slow` result is a copy: 12 000 bytes in use now
     refused = await submit(alice, b"b" * 10)
     assert refused.status_code == 413
     body = refused.json()
@@ -54,7 +54,7 @@ async def test_stored_bytes_are_limited_per_key(
     job_id = (await alice.get("/v1/jobs")).json()["items"][0]["id"]
     assert (await alice.delete(f"/v1/jobs/{job_id}")).status_code == 204
     assert (await submit(alice, b"b" * 10)).status_code == 202
-    await drain()
+    await run_until_idle()
 
 
 async def test_the_storage_quota_is_checked_from_content_length_before_the_body(
@@ -136,13 +136,13 @@ class TestGlobalLimits:
         return {"auth": "required", "secret_key": "g" * 40, "max_filename_length": 32}
 
     async def test_long_filenames_are_shortened_to_the_limit(
-        self, key_client: KeyClient, drain: Callable[[], Any]
+        self, key_client: KeyClient, run_until_idle: Callable[[], Any]
     ) -> None:
         alice = await key_client("alice")
         created = await submit(alice, b"x", filename="n" * 200 + ".txt")
         name = created.json()["input"]["filename"]
         assert name.endswith(".txt") and len(name.encode()) == 32
-        await drain()
+        await run_until_idle()
 
 
 async def test_anonymous_callers_have_no_per_key_limits(
@@ -154,7 +154,7 @@ async def test_anonymous_callers_have_no_per_key_limits(
 
 
 async def test_concurrent_uploads_cannot_overshoot_the_active_jobs_limit(
-    key_client: KeyClient, drain: Callable[[], Any]
+    key_client: KeyClient, run_until_idle: Callable[[], Any]
 ) -> None:
     import asyncio
     import threading
@@ -167,4 +167,4 @@ async def test_concurrent_uploads_cannot_overshoot_the_active_jobs_limit(
     )
     assert sorted(r.status_code for r in responses) == [202] + [429] * 5
     gate.set()
-    await drain()
+    await run_until_idle()

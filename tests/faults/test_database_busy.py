@@ -18,10 +18,10 @@ def settings_overrides() -> dict[str, Any]:
 
 
 async def test_locked_database_gives_503_with_retry_after_and_keeps_nothing(
-    client: httpx.AsyncClient, drain: Any, data_dir: Path
+    client: httpx.AsyncClient, run_until_idle: Any, data_dir: Path
 ) -> None:
     existing = (await submit(client, b"before")).json()["id"]
-    await drain()
+    await run_until_idle()
     other = sqlite3.connect(data_dir / "filejob.db", isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock

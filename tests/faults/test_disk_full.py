@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from filejob.app import create_app
-from filejob.migrations import upgrade
+from filejob.db.migrations import upgrade
 from tests.conftest import make_settings
 from tests.support import CountingBody, submit, test_registry
 
@@ -96,7 +96,7 @@ async def test_upload_that_fills_the_disk_is_507_and_the_server_keeps_serving(
     # Space came back with the failed upload: the next one works.
     ok = await submit(client, b"small")
     assert ok.status_code == 202
-    await app.state.services.executor.drain()
+    await app.state.services.executor.run_until_idle()
     assert (await client.get(f"/v1/jobs/{ok.json()['id']}")).json()["status"] == "succeeded"
 
 
@@ -106,7 +106,7 @@ async def test_result_that_does_not_fit_is_retried_then_fails_storage_full(
     app, client = client_on_small_disk
     response = await submit(client, os.urandom(8 * MiB), "inflate", params={"factor": 3})
     assert response.status_code == 202
-    await app.state.services.executor.drain()
+    await app.state.services.executor.run_until_idle()
     job = (await client.get(f"/v1/jobs/{response.json()['id']}")).json()
     assert job["status"] == "failed" and job["error"]["code"] == "storage_full"
     assert job["attempts"] == 2
@@ -122,7 +122,7 @@ async def test_admission_control_refuses_before_reading_but_serves_the_rest(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             job_id = (await submit(client, b"kept")).json()["id"]
-            await app.state.services.executor.drain()
+            await app.state.services.executor.run_until_idle()
 
     app, lifespan = await running_app(small_disk, min_free_bytes=64 * MiB)  # > the disk
     async with lifespan:

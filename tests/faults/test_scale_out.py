@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from filejob.db import conninfo
+from filejob.db.engine import conninfo
 from filejob.processors.registry import ProcessorRegistry, builtin_processors
 from tests.faults.test_sigkill import kill, post, reference_sha256, statuses, wait_for
 from tests.live.conftest import FILEJOB, start_server, stop_server

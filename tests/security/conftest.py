@@ -23,7 +23,12 @@ BOUNDARY = "s3cur1ty-b0undary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 PROBLEM_JSON = "application/problem+json"
 # The SQLite database and its companions live in data_dir; they are read, not listed.
-_DB_SUFFIXES = ("filejob.db", "filejob.db-wal", "filejob.db-shm", "filejob.db-journal")
+_DB_SUFFIXES = (
+    "filejob.db",
+    "filejob.db-wal",
+    "filejob.db-shm",
+    "filejob.db-journal",
+)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from filejob.api.upload_route import FORM_OVERHEAD_BYTES
+from filejob.api.uploads.route import FORM_OVERHEAD_BYTES
 from tests.security.conftest import (
     BOUNDARY,
     JOBS,

@@ -89,8 +89,10 @@ async def post(
     return await client.post(JOBS, content=body, headers={"content-type": MULTIPART})
 
 
-async def finished(client: httpx.AsyncClient, drain: Callable[[], Any], job_id: str) -> Any:
-    await drain()
+async def finished(
+    client: httpx.AsyncClient, run_until_idle: Callable[[], Any], job_id: str
+) -> Any:
+    await run_until_idle()
     return (await client.get(f"{JOBS}/{job_id}")).json()
 
 
@@ -127,13 +129,13 @@ async def test_executable_declared_as_image_is_refused_by_thumbnail(
     ],
 )
 async def test_png_declaring_a_huge_size_fails_as_decompression_bomb(
-    client: httpx.AsyncClient, drain: Callable[[], Any], width: int, height: int
+    client: httpx.AsyncClient, run_until_idle: Callable[[], Any], width: int, height: int
 ) -> None:
     bomb = png_claiming(width, height)
     assert len(bomb) < 100
     response = await post(client, bomb, "thumbnail", b"bomb.png", b"image/png")
     assert response.status_code == 202, response.text
-    job = await finished(client, drain, response.json()["id"])
+    job = await finished(client, run_until_idle, response.json()["id"])
     assert job["status"] == "failed"
     assert job["error"]["code"] == "decompression_bomb"
     assert job["result"] is None
@@ -142,7 +144,7 @@ async def test_png_declaring_a_huge_size_fails_as_decompression_bomb(
 
 
 async def test_png_text_chunk_bomb_is_not_inflated(
-    client: httpx.AsyncClient, drain: Callable[[], Any]
+    client: httpx.AsyncClient, run_until_idle: Callable[[], Any]
 ) -> None:
     # 20 MiB of text in 20 KiB: Pillow stops inflating at its MAX_TEXT_CHUNK (1 MiB) and the
     # image counts as corrupt.
@@ -150,7 +152,7 @@ async def test_png_text_chunk_bomb_is_not_inflated(
     assert len(bomb) < 64 * 1024
     response = await post(client, bomb, "thumbnail", b"text.png", b"image/png")
     assert response.status_code == 202, response.text
-    job = await finished(client, drain, response.json()["id"])
+    job = await finished(client, run_until_idle, response.json()["id"])
     assert job["status"] == "failed"
     assert job["error"]["code"] == "corrupt_image"
 
@@ -177,7 +179,7 @@ async def test_no_processor_unpacks_archives(client: httpx.AsyncClient) -> None:
 
 
 async def test_zip_slip_archive_is_kept_as_opaque_bytes(
-    client: httpx.AsyncClient, drain: Callable[[], Any], tmp_path: Path, before: Snapshot
+    client: httpx.AsyncClient, run_until_idle: Callable[[], Any], tmp_path: Path, before: Snapshot
 ) -> None:
     marker = f"zipslip-{uuid.uuid4().hex}"
     buffer = io.BytesIO()
@@ -192,7 +194,7 @@ async def test_zip_slip_archive_is_kept_as_opaque_bytes(
     )
     assert response.status_code == 202, response.text
     assert response.json()["input"]["content_type"] == "application/zip"
-    job = await finished(client, drain, response.json()["id"])
+    job = await finished(client, run_until_idle, response.json()["id"])
     assert job["status"] == "succeeded", job
     result = await client.get(job["result"]["url"])
     assert gzip.decompress(result.content) == evil_zip  # compressed as is, never opened

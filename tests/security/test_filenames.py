@@ -94,7 +94,7 @@ async def test_hostile_filename_is_sanitised_and_never_a_path(
     client: httpx.AsyncClient,
     before: Snapshot,
     tmp_path: Path,
-    drain: Callable[[], Any],
+    run_until_idle: Callable[[], Any],
     raw_name: str,
     shown: str,
 ) -> None:
@@ -105,7 +105,7 @@ async def test_hostile_filename_is_sanitised_and_never_a_path(
     assert job["input"]["filename"] == shown
     assert is_safe_display_name(shown)
 
-    await drain()
+    await run_until_idle()
     done = (await client.get(f"{JOBS}/{job['id']}")).json()
     assert done["status"] == "succeeded", done
     download = await client.get(done["result"]["url"])
@@ -125,7 +125,7 @@ async def test_hostile_filename_is_sanitised_and_never_a_path(
 
 
 async def test_nfc_and_nfd_names_are_shown_alike_and_stored_apart(
-    client: httpx.AsyncClient, before: Snapshot, drain: Callable[[], Any]
+    client: httpx.AsyncClient, before: Snapshot, run_until_idle: Callable[[], Any]
 ) -> None:
     nfc = unicodedata.normalize("NFC", "café.txt")
     nfd = unicodedata.normalize("NFD", "café.txt")
@@ -136,7 +136,7 @@ async def test_nfc_and_nfd_names_are_shown_alike_and_stored_apart(
     assert first["input"]["filename"] == second["input"]["filename"] == nfc
     # Same name, same bytes: still two jobs and two blobs, neither overwriting the other.
     assert first["id"] != second["id"]
-    await drain()
+    await run_until_idle()
     after = take_snapshot(before.data_dir)
     assert after.job_rows == before.job_rows + 2
     assert set(after.files) - set(before.files) == {

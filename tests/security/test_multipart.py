@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from filejob.api.upload_route import MAX_BOUNDARY_BYTES, MAX_PART_HEADER_BYTES
+from filejob.api.uploads.route import MAX_BOUNDARY_BYTES, MAX_PART_HEADER_BYTES
 from tests.security.conftest import (
     BOUNDARY,
     JOBS,
@@ -137,7 +137,7 @@ async def test_junk_before_the_first_boundary(client: httpx.AsyncClient, before:
 
 
 async def test_junk_after_the_closing_boundary_is_ignored(
-    client: httpx.AsyncClient, before: Snapshot, drain: Callable[[], Any]
+    client: httpx.AsyncClient, before: Snapshot, run_until_idle: Callable[[], Any]
 ) -> None:
     # RFC 2046 allows an epilogue after the close delimiter; it carries no data. The server
     # accepts the well-formed body before it and stores exactly the file's bytes.
@@ -147,7 +147,7 @@ async def test_junk_after_the_closing_boundary_is_ignored(
     job = response.json()
     assert job["input"]["size"] == len(CONTENT)
     assert job["input"]["sha256"] == hashlib.sha256(CONTENT).hexdigest()
-    await drain()
+    await run_until_idle()
     done = (await client.get(f"{JOBS}/{job['id']}")).json()
     assert done["status"] == "succeeded"
     result = json.loads((await client.get(done["result"]["url"])).content)
@@ -156,7 +156,7 @@ async def test_junk_after_the_closing_boundary_is_ignored(
 
 
 async def test_part_forged_after_the_closing_boundary_is_ignored(
-    client: httpx.AsyncClient, before: Snapshot, drain: Callable[[], Any]
+    client: httpx.AsyncClient, before: Snapshot, run_until_idle: Callable[[], Any]
 ) -> None:
     # An epilogue that looks like more parts must not add or override fields: the processor
     # stays `checksum` and the file stays the first one.
@@ -167,7 +167,7 @@ async def test_part_forged_after_the_closing_boundary_is_ignored(
     assert job["processor"] == "checksum"
     assert job["input"]["filename"] == "input.bin"
     assert job["input"]["sha256"] == hashlib.sha256(CONTENT).hexdigest()
-    await drain()
+    await run_until_idle()
     after = take_snapshot(before.data_dir)
     assert after.job_rows == before.job_rows + 1
     assert set(after.files) - set(before.files) == set(blob_paths(job["id"]))

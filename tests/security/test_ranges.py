@@ -36,14 +36,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def result(
-    client: httpx.AsyncClient, drain: Callable[[], Any], settings: Settings
+    client: httpx.AsyncClient, run_until_idle: Callable[[], Any], settings: Settings
 ) -> dict[str, Any]:
     """A succeeded checksum job's `result`, plus its whole `body` and the `data_dir`."""
     response = await client.post(
         JOBS, content=upload_body(os.urandom(4096)), headers={"content-type": MULTIPART}
     )
     assert response.status_code == 202, response.text
-    await drain()
+    await run_until_idle()
     job = (await client.get(f"{JOBS}/{response.json()['id']}")).json()
     assert job["status"] == "succeeded"
     body = (await client.get(job["result"]["url"])).content

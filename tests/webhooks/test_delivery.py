@@ -62,7 +62,7 @@ def resolving(answers: dict[str, str]) -> Callable[..., Awaitable[Any]]:
 
 
 async def test_a_final_job_is_delivered_signed(
-    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+    app: FastAPI, alice: Any, receiver: Receiver, run_until_idle: Callable[[], Any]
 ) -> None:
     created = await submit(alice, b"payload", callback_url=f"{receiver.url}/hooks/filejob?x=1")
     assert created.status_code == 202
@@ -74,7 +74,7 @@ async def test_a_final_job_is_delivered_signed(
         "last_result": None,
         "delivered_at": None,
     }
-    await drain()
+    await run_until_idle()
     job = await settled(app, alice, created.json()["id"])
     assert job["callback"]["state"] == "delivered"
     assert job["callback"]["attempts"] == 1 and job["callback"]["last_result"] == "200"
@@ -93,11 +93,11 @@ async def test_a_final_job_is_delivered_signed(
 
 
 async def test_failures_are_retried_until_delivered(
-    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+    app: FastAPI, alice: Any, receiver: Receiver, run_until_idle: Callable[[], Any]
 ) -> None:
     receiver.replies = [500, 503, 200]
     created = await submit(alice, b"payload", callback_url=receiver.url)
-    await drain()
+    await run_until_idle()
     job = await settled(app, alice, created.json()["id"])
     assert job["callback"]["state"] == "delivered"
     assert job["callback"]["attempts"] == 3
@@ -122,13 +122,13 @@ async def test_attempts_are_bounded_and_visible(
     app: FastAPI,
     alice: Any,
     receiver: Receiver,
-    drain: Callable[[], Any],
+    run_until_idle: Callable[[], Any],
     reply: object,
     outcome: str,
 ) -> None:
     receiver.replies = [reply]
     created = await submit(alice, b"payload", callback_url=receiver.url)
-    await drain()
+    await run_until_idle()
     job = await settled(app, alice, created.json()["id"])
     assert job["callback"]["state"] == "failed"
     assert job["callback"]["attempts"] == 3
@@ -180,14 +180,14 @@ async def test_a_cancelled_job_is_announced(app: FastAPI, alice: Any, receiver: 
 
 
 async def test_a_poisoned_delivery_leaves_every_other_alone(
-    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+    app: FastAPI, alice: Any, receiver: Receiver, run_until_idle: Callable[[], Any]
 ) -> None:
     """An old row whose host can never be encoded (it predates the submit-time check) is due
     first in every pass; it must fail alone, not take the other tenants' webhooks with it."""
     db = app.state.services.jobs.db
     async with await tenant(app, "mallory") as mallory, await tenant(app, "bob") as bob:
         poisoned = (await submit(mallory, b"payload")).json()["id"]
-        await drain()
+        await run_until_idle()
         await wait_for_status(mallory, poisoned, "succeeded")
         async with db.write() as session:
             await JobRepository(session).record_callback(
@@ -202,7 +202,7 @@ async def test_a_poisoned_delivery_leaves_every_other_alone(
             name: (await submit(client, b"payload", callback_url=f"{receiver.url}/{name}"))
             for name, client in tenants.items()
         }
-        await drain()
+        await run_until_idle()
         for name, client in tenants.items():
             job = await settled(app, client, submitted[name].json()["id"])
             assert (job["callback"]["state"], job["callback"]["attempts"]) == ("delivered", 1)
@@ -220,7 +220,7 @@ async def test_an_unexpected_error_is_that_deliverys_failed_attempt(
     app: FastAPI,
     alice: Any,
     receiver: Receiver,
-    drain: Callable[[], Any],
+    run_until_idle: Callable[[], Any],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -240,7 +240,7 @@ async def test_an_unexpected_error_is_that_deliverys_failed_attempt(
     )
     fine = await submit(alice, b"payload", callback_url=f"{receiver.url}/fine")
     with caplog.at_level(logging.ERROR, logger="filejob.webhooks.dispatcher"):
-        await drain()
+        await run_until_idle()
         broken_job = await settled(app, alice, failing.json()["id"])
         fine_job = await settled(app, alice, fine.json()["id"])
     assert fine_job["callback"]["state"] == "delivered"
@@ -258,14 +258,14 @@ async def test_an_unexpected_error_is_that_deliverys_failed_attempt(
 
 
 async def test_an_idn_host_is_dialled_by_its_ascii_name(
-    app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+    app: FastAPI, alice: Any, receiver: Receiver, run_until_idle: Callable[[], Any]
 ) -> None:
     port = receiver.url.rpartition(":")[2]
     url = f"http://{CIRCLED_LOCALHOST}:{port}/idn"
     created = await submit(alice, b"payload", callback_url=url)
     assert created.status_code == 202  # private hosts are allowed in this module
     assert created.json()["callback"]["url"] == url  # the job keeps the URL as given
-    await drain()
+    await run_until_idle()
     job = await settled(app, alice, created.json()["id"])
     assert job["callback"]["state"] == "delivered"
     [delivery] = receiver.deliveries
@@ -307,7 +307,7 @@ class TestSsrfGuard:
         app: FastAPI,
         alice: Any,
         receiver: Receiver,
-        drain: Callable[[], Any],
+        run_until_idle: Callable[[], Any],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """DNS rebinding: the name looked harmless at submit and answers 127.0.0.1 later."""
@@ -317,7 +317,7 @@ class TestSsrfGuard:
         url = f"http://hooks.rebind.example:{port}/"
         created = await submit(alice, b"payload", callback_url=url)
         assert created.status_code == 202  # the name only shows its address when resolved
-        await drain()
+        await run_until_idle()
         job = await settled(app, alice, created.json()["id"])
         assert job["callback"]["state"] == "failed"
         assert job["callback"]["attempts"] == 1  # a refusal is final, not retried
@@ -332,7 +332,7 @@ class TestSsrfGuard:
         app: FastAPI,
         alice: Any,
         receiver: Receiver,
-        drain: Callable[[], Any],
+        run_until_idle: Callable[[], Any],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         answers = {
@@ -356,7 +356,7 @@ class TestSsrfGuard:
             response = await submit(alice, b"payload", callback_url=f"http://{name}:{port}/")
             assert response.status_code == 202
             created[name] = response.json()["id"]
-        await drain()
+        await run_until_idle()
         for name, address in answers.items():
             job = await settled(app, alice, created[name])
             assert job["callback"]["state"] == "failed"
@@ -374,11 +374,11 @@ class TestResolvedNames:
         return {"auth": "required", "secret_key": SECRET, "webhook_allow_private": True}
 
     async def test_a_name_is_resolved_and_the_vetted_address_dialled(
-        self, app: FastAPI, alice: Any, receiver: Receiver, drain: Callable[[], Any]
+        self, app: FastAPI, alice: Any, receiver: Receiver, run_until_idle: Callable[[], Any]
     ) -> None:
         port = receiver.url.rpartition(":")[2]
         created = await submit(alice, b"payload", callback_url=f"http://localhost:{port}/h")
-        await drain()
+        await run_until_idle()
         job = await settled(app, alice, created.json()["id"])
         assert job["callback"]["state"] == "delivered"
         [delivery] = receiver.deliveries
@@ -405,10 +405,14 @@ class TestAnonymousWithSecret:
         return {"auth": "off", "webhook_allow_private": True, "webhook_secret": "whsec_anon"}
 
     async def test_anonymous_callbacks_are_signed_with_the_server_secret(
-        self, app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, drain: Callable[[], Any]
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        receiver: Receiver,
+        run_until_idle: Callable[[], Any],
     ) -> None:
         created = await submit(client, b"payload", callback_url=receiver.url)
-        await drain()
+        await run_until_idle()
         await settled(app, client, created.json()["id"])
         [delivery] = receiver.deliveries
         assert verify("whsec_anon", delivery.headers["Filejob-Signature"], delivery.body)

@@ -35,11 +35,11 @@ async def test_the_readme_receiver_verifies_real_deliveries(
     app: FastAPI,
     alice: Any,
     receiver: Receiver,
-    drain: Callable[[], Any],
+    run_until_idle: Callable[[], Any],
 ) -> None:
     verify = readme_receiver()["verify_filejob_webhook"]
     created = await submit(alice, b"payload", callback_url=receiver.url)
-    await drain()
+    await run_until_idle()
     await settled(app, alice, created.json()["id"])
     [delivery] = receiver.deliveries
     secret = alice.key.webhook_secret

@@ -9,7 +9,7 @@ import procrastinate
 import pytest
 
 from filejob.config import Settings
-from filejob.db import conninfo
+from filejob.db.engine import conninfo
 
 
 @pytest.fixture

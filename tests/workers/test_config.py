@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine
 
 from filejob.config import Settings
-from filejob.db import conninfo
+from filejob.db.engine import conninfo
+from filejob.db.migrations import alembic_config, upgrade
 from filejob.jobs.model import Base
-from filejob.migrations import alembic_config, upgrade
 from filejob.worker import Liveness
 from tests.live.test_live_auth import _filejob
 from tests.services import postgres_database

@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from filejob.app import create_app
 from filejob.config import Settings
-from filejob.db import Database
-from filejob.deployment import record_executor
+from filejob.db.deployment import record_executor
+from filejob.db.engine import Database
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
 from filejob.jobs.repository import JobRepository
 from filejob.worker import forget_finished_entries

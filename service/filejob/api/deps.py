@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from filejob.api.auth import Authenticator
+from filejob.api.caller import Authenticator
 from filejob.auth.links import LinkSigner
 from filejob.config import Settings
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.service import JobService
 from filejob.jobs.watch import JobWatcher
-from filejob.metrics import Metrics
+from filejob.ops.metrics import Metrics
+from filejob.ops.readiness import Readiness
 from filejob.processors.registry import ProcessorRegistry
-from filejob.readiness import Readiness
 from filejob.storage.base import PresignsDownloads
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
-from filejob.api.auth import DOCUMENTED, CallerDep
+from filejob.api.caller import DOCUMENTED, CallerDep
 from filejob.api.deps import JobsDep, LinksDep, ServicesDep
 from filejob.api.problems import VALIDATION, problems
 from filejob.api.schemas import JobOut

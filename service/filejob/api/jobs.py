@@ -1,4 +1,4 @@
-"""/v1/jobs: submit, poll, list, cancel/delete."""
+"""/v1/jobs: accept, poll, list, cancel/delete."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
 
-from filejob.api.auth import DOCUMENTED, CallerDep
+from filejob.api.caller import DOCUMENTED, CallerDep
 from filejob.api.deps import JobsDep, LinksDep, ServicesDep
+from filejob.api.downloads.ranges import etag_matches
 from filejob.api.problems import VALIDATION, problems
-from filejob.api.ranges import etag_matches
 from filejob.api.schemas import JobList, JobOut, ResultLinkOut
-from filejob.api.upload_route import UploadRoute
+from filejob.api.uploads.owned import OwnedUpload
+from filejob.api.uploads.route import UploadRoute
 from filejob.jobs.admission import JobRequest
 from filejob.jobs.states import JobStatus
-from filejob.uploadfile import OwnedUpload
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=VALIDATION, dependencies=DOCUMENTED)
 upload_router = APIRouter(
@@ -107,11 +107,11 @@ async def submit_job(
         callback_url or None,
     )
     try:
-        job = await jobs.submit(upload, asked, caller)
+        job = await jobs.accept(upload, asked, caller)
     except BaseException:
         await upload.release()
         raise
-    background.add_task(jobs.executor.submit, job.id, upload)
+    background.add_task(jobs.executor.schedule, job.id, upload)
     services.metrics.uploaded.inc(job.input_size)
     response = _job_response(request, JobOut.of(job, links), status_code=202)
     response.headers["Location"] = f"/v1/jobs/{job.id}"

@@ -1,11 +1,11 @@
-"""/metrics: Prometheus exposition (see service/filejob/metrics.py for what is counted where)."""
+"""/metrics: Prometheus exposition (see filejob/ops/metrics.py for what is counted where)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
 from filejob.api.deps import ServicesDep
-from filejob.metrics import CONTENT_TYPE
+from filejob.ops.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 

@@ -135,8 +135,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A bug, not the client's doing (input errors are 4xx at their boundary, see
-    # `filejob.untrusted.interpreting`). Starlette still re-raises it after this answer, so the
-    # server logs the traceback; the client gets problem+json without internals.
+    # `filejob.untrusted.boundary.interpreting`). Starlette still re-raises it after this
+    # answer, so the server logs the traceback; the client gets problem+json without internals.
     return problem(
         500,
         "internal_error",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from filejob.api.auth import DOCUMENTED, get_caller
+from filejob.api.caller import DOCUMENTED, get_caller
 from filejob.api.deps import ServicesDep
 from filejob.api.problems import problems
 from filejob.api.schemas import ProcessorList, ProcessorOut

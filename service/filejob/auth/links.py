@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from filejob.errors import InvalidSignature, LinkExpired
-from filejob.untrusted import parse_count
+from filejob.untrusted.boundary import parse_count
 
 # Expiry times are rounded up to this many seconds, so that a job's JSON (which carries a
 # link) stays byte-identical, and its ETag stable, between two polls.

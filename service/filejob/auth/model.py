@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from filejob.orm import Base, UTCDateTime
+from filejob.db.orm import Base, UTCDateTime
 
 
 class ApiKey(Base):

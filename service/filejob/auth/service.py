@@ -15,8 +15,8 @@ from filejob.auth.tokens import (
     new_webhook_secret,
     token_digest,
 )
-from filejob.db import Database
-from filejob.orm import utcnow
+from filejob.db.engine import Database
+from filejob.db.orm import utcnow
 
 
 @dataclass(frozen=True)

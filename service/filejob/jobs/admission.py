@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from filejob.api.uploads.owned import OwnedUpload
 from filejob.auth.principal import Principal
-from filejob.db import Database
+from filejob.db.engine import Database
 from filejob.errors import (
     EmptyFile,
     InvalidParams,
@@ -21,14 +22,13 @@ from filejob.errors import (
     UnsupportedMediaType,
     WebhooksNotConfigured,
 )
-from filejob.filenames import MAX_FILENAME_BYTES, sanitize_filename
 from filejob.jobs.repository import JobRepository
 from filejob.processors.base import Processor
 from filejob.processors.registry import ProcessorRegistry
 from filejob.processors.sniff import SNIFF_BYTES, sniff
 from filejob.storage.ingest import digest_of
-from filejob.untrusted import interpreting
-from filejob.uploadfile import OwnedUpload
+from filejob.untrusted.boundary import interpreting
+from filejob.untrusted.filenames import MAX_FILENAME_BYTES, sanitize_filename
 from filejob.webhooks.addresses import parse_callback_url
 
 
@@ -136,7 +136,7 @@ class Admission:
 
     async def quota(self, caller: Principal, incoming_bytes: int = 0) -> None:
         """Refuse a new job the caller's limits do not allow; called before the body is read
-        (with the declared length) and again, with the real size, in the submit transaction."""
+        (with the declared length) and again, with the real size, in the accepting transaction."""
         if caller.max_active_jobs is None and caller.max_storage_bytes is None:
             return
         async with self.db.read() as session:

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Enum, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from filejob.db.orm import Base, UTCDateTime, utcnow
 from filejob.jobs.states import JobStatus
-from filejob.orm import Base, UTCDateTime, utcnow
 
 __all__ = ["Base", "Job", "utcnow"]
 

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filejob.jobs.keys import job_of, result_key
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.states import JobStatus, check_transition, sources_of
+from filejob.jobs.storage_keys import job_of, result_key
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # Final states that tell a job's callback (expiry is housekeeping, not news).

@@ -18,17 +18,17 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
-from filejob import logs
-from filejob.db import Database
-from filejob.filenames import sanitize_filename
+from filejob.api.uploads.owned import OwnedUpload
+from filejob.db.engine import Database
 from filejob.jobs.error_text import folders_of, scrub_paths
 from filejob.jobs.isolation import STOP_GRACE, ChildDied, run_isolated
-from filejob.jobs.keys import result_key
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.output import HashingOutput
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
-from filejob.metrics import JobMetrics
+from filejob.jobs.storage_keys import result_key
+from filejob.ops import logs
+from filejob.ops.metrics import JobMetrics
 from filejob.processors.base import (
     Cancelled,
     Output,
@@ -46,7 +46,7 @@ from filejob.storage.base import (
     StagesLocalCopies,
     Storage,
 )
-from filejob.uploadfile import OwnedUpload
+from filejob.untrusted.filenames import sanitize_filename
 
 log = logging.getLogger(__name__)
 

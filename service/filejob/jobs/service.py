@@ -7,8 +7,9 @@ import logging
 import secrets
 from collections.abc import Sequence
 
+from filejob.api.uploads.owned import OwnedUpload
 from filejob.auth.principal import Principal
-from filejob.db import Database
+from filejob.db.engine import Database
 from filejob.errors import (
     InsufficientStorage,
     InvalidCursor,
@@ -20,14 +21,13 @@ from filejob.errors import (
 )
 from filejob.jobs.admission import Admission, JobRequest, within_quota
 from filejob.jobs.executors.base import Executor
-from filejob.jobs.keys import input_key
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
+from filejob.jobs.storage_keys import input_key
 from filejob.storage.base import BlobNotFound, BlobReader, Storage
 from filejob.storage.ingest import store_file
-from filejob.untrusted import BEYOND_ANY_SIZE, parse_count
-from filejob.uploadfile import OwnedUpload
+from filejob.untrusted.boundary import BEYOND_ANY_SIZE, parse_count
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,9 @@ class JobService:
         # Inputs stored but whose rows may not be committed yet, for the orphan sweep.
         self.storing: set[str] = set()
 
-    # -- submit ---------------------------------------------------------------------------
+    # -- accept ---------------------------------------------------------------------------
 
-    async def submit(self, upload: OwnedUpload, request: JobRequest, caller: Principal) -> Job:
+    async def accept(self, upload: OwnedUpload, request: JobRequest, caller: Principal) -> Job:
         """Validate, store the input, commit the row: after this returns the job is safe."""
         processor, params = self.admission.processor_and_params(
             request.processor, request.params_json
@@ -126,7 +126,7 @@ class JobService:
                     # Locked, in the write transaction: concurrent uploads cannot both squeeze in.
                     await repo.lock_owner(caller.owner_id)
                     within_quota(caller, *await repo.usage(caller.owner_id), size)
-                await self.executor.enqueue(session, job)  # same transaction: both or neither
+                await self.executor.record(session, job)  # same transaction: both or neither
                 await repo.add(job)
         except BaseException:
             await self.storage.delete(key)
@@ -277,7 +277,7 @@ class JobService:
     # -- start-up -------------------------------------------------------------------------
 
     async def resume_unfinished(self) -> int:
-        """Re-submit the jobs a previous process left queued or running. Their inputs are
+        """Re-schedule the jobs a previous process left queued or running. Their inputs are
         intact (a 202 means stored). A `running` one was interrupted by the process dying and
         has counted that attempt; one that has used up its attempts that way is a poison input
         (it killed or hung the process each time) and fails with `crashed` instead of taking
@@ -292,7 +292,7 @@ class JobService:
                 due = job.next_attempt_at
                 resumed.append((job.id, (due - now).total_seconds() if due else 0.0))
         for job_id, delay in resumed:
-            await self.executor.submit(job_id, delay=max(0.0, delay))
+            await self.executor.schedule(job_id, delay=max(0.0, delay))
         if resumed:
             log.info("resumed %d unfinished job(s)", len(resumed))
         return len(resumed)

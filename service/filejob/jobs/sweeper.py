@@ -51,7 +51,7 @@ class Sweeper:
             await anyio.sleep(interval)
 
     async def _rescue_stranded(self) -> int:
-        """Re-submit queued jobs the executor does not know: their hand-off was lost (the
+        """Re-schedule queued jobs the executor does not know: their hand-off was lost (the
         upload's response failed before its background task ran). Young ones are left alone,
         as their hand-off may still be on its way."""
         executor = self.jobs.executor
@@ -65,7 +65,9 @@ class Sweeper:
             if executor.knows(job.id):
                 continue
             due = job.next_attempt_at
-            await executor.submit(job.id, delay=max(0.0, (due - now).total_seconds()) if due else 0)
+            await executor.schedule(
+                job.id, delay=max(0.0, (due - now).total_seconds()) if due else 0
+            )
             rescued += 1
         if rescued:
             log.warning("re-submitted %d queued job(s) whose hand-off was lost", rescued)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import psycopg
 
-from filejob.db import Database
+from filejob.db.engine import Database
 from filejob.jobs.model import Job
 from filejob.jobs.repository import JobRepository
 

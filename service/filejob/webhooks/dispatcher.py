@@ -21,7 +21,7 @@ import anyio
 import httpx
 
 from filejob.auth.repository import ApiKeyRepository
-from filejob.db import Database
+from filejob.db.engine import Database
 from filejob.errors import FilejobError
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.repository import JobRepository

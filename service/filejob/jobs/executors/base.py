@@ -6,8 +6,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filejob.api.uploads.owned import OwnedUpload
 from filejob.jobs.model import Job
-from filejob.uploadfile import OwnedUpload
 
 
 class Executor(Protocol):
@@ -19,12 +19,12 @@ class Executor(Protocol):
         """Begin taking jobs (called in the app's lifespan)."""
         ...
 
-    async def enqueue(self, session: AsyncSession, job: Job) -> None:
+    async def record(self, session: AsyncSession, job: Job) -> None:
         """Called in the transaction that inserts the job's row, before the insert: a queue
         kept in the same database records the job here (both commit, or neither does)."""
         ...
 
-    async def submit(
+    async def schedule(
         self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
     ) -> None:
         """Schedule a queued job to run once `delay` seconds have passed, and return at once.
@@ -46,7 +46,7 @@ class Executor(Protocol):
         knows lost its hand-off and is re-submitted by the sweeper)."""
         ...
 
-    async def drain_running(self, grace: float) -> None:
+    async def finish_running(self, grace: float) -> None:
         """Start no more jobs here; wait up to `grace` seconds for the running ones."""
         ...
 

@@ -13,9 +13,9 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filejob.api.uploads.owned import OwnedUpload
 from filejob.jobs.model import Job
 from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
-from filejob.uploadfile import OwnedUpload
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ class InProcessExecutor:
             for n in range(self.workers)
         ]
 
-    async def enqueue(self, session: AsyncSession, job: Job) -> None:
-        """Nothing to record: the queue is in memory, filled by `submit` after the commit
+    async def record(self, session: AsyncSession, job: Job) -> None:
+        """Nothing to record: the queue is in memory, filled by `schedule` after the commit
         (and, after a crash, by `JobService.resume_unfinished`)."""
 
-    async def submit(
+    async def schedule(
         self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
     ) -> None:
         if self._closed:
@@ -62,16 +62,16 @@ class InProcessExecutor:
             loop = asyncio.get_running_loop()
             self._timers[job_id] = loop.call_later(delay, self._due, job_id)
             return
-        self._enqueue(job_id, upload)
+        self._put(job_id, upload)
 
-    def _enqueue(self, job_id: str, upload: OwnedUpload | None) -> None:
+    def _put(self, job_id: str, upload: OwnedUpload | None) -> None:
         self._waiting[job_id] = self._waiting.get(job_id, 0) + 1
         self._queue.put_nowait((job_id, upload))
 
     def _due(self, job_id: str) -> None:
         self._timers.pop(job_id, None)
         if not self._closed:
-            self._enqueue(job_id, None)
+            self._put(job_id, None)
 
     def running(self) -> bool:
         return bool(self._tasks) and not self._closed and not any(t.done() for t in self._tasks)
@@ -92,7 +92,7 @@ class InProcessExecutor:
         await control.done.wait()
         return True
 
-    async def drain(self, *, retries: bool = True) -> None:
+    async def run_until_idle(self, *, retries: bool = True) -> None:
         """Wait until every submitted job has been run, and with `retries` the retries they
         scheduled too (tests' "burst mode": give them a small retry delay)."""
         while True:
@@ -105,7 +105,7 @@ class InProcessExecutor:
                 + 0.001
             )
 
-    async def drain_running(self, grace: float) -> None:
+    async def finish_running(self, grace: float) -> None:
         """Start no more jobs; wait up to `grace` seconds for the running ones to finish."""
         self._paused = True
         running = [control.done.wait() for control in self._running.values()]
@@ -154,7 +154,7 @@ class InProcessExecutor:
                 await self.runner.run(job_id, upload, control, take_back=take_back)
                 self._broken.discard(job_id)
                 if control.retry_in is not None:
-                    await self.submit(job_id, delay=control.retry_in)
+                    await self.schedule(job_id, delay=control.retry_in)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -162,7 +162,7 @@ class InProcessExecutor:
                 # failed: run it again rather than leave it `running` until the next start.
                 log.exception("job %s: runner error; it runs again", job_id)
                 self._broken.add(job_id)
-                await self.submit(job_id, delay=RUNNER_ERROR_DELAY)
+                await self.schedule(job_id, delay=RUNNER_ERROR_DELAY)
             finally:
                 self._running.pop(job_id, None)
                 control.done.set()

@@ -9,7 +9,7 @@ for its whole life, and a second one refuses to start, saying who holds it:
   ends; the file records the holder's PID for the message.
 - PostgreSQL: a session advisory lock on a connection of its own, released when the server
   disconnects (or dies). `filejob db upgrade` also checks it before moving the deployment to
-  procrastinate workers (service/filejob/deployment.py).
+  procrastinate workers (service/filejob/db/deployment.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Protocol
 
 import psycopg
 
-from filejob.deployment import ADVISORY_KEY, RefusedToStart
+from filejob.db.deployment import ADVISORY_KEY, RefusedToStart
 
 log = logging.getLogger(__name__)
 

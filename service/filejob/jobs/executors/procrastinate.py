@@ -3,7 +3,7 @@ the very transaction that inserts its row, and `filejob worker` processes run it
 (service/filejob/worker.py). The API server itself never runs a processor.
 
 Only procrastinate's SQL functions are called here, on filejob's own connection, so that the
-enqueue shares the row's transaction; the functions come from the schema migration 0005.
+`record` shares the row's transaction; the functions come from the schema migration 0005.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import anyio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filejob.db import Database
+from filejob.api.uploads.owned import OwnedUpload
+from filejob.db.engine import Database
 from filejob.jobs.model import Job
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
-from filejob.uploadfile import OwnedUpload
 
 QUEUE = "filejob"
 TASK = "filejob.run_job"
@@ -62,13 +62,13 @@ class ProcrastinateExecutor:
     async def start(self) -> None:
         pass
 
-    async def enqueue(self, session: AsyncSession, job: Job) -> None:
+    async def record(self, session: AsyncSession, job: Job) -> None:
         job.queue_ref = await defer(session, job.id)
 
-    async def submit(
+    async def schedule(
         self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
     ) -> None:
-        """The job is already queued (in `enqueue`); workers read its input from storage."""
+        """The job is already queued (in `record`); workers read its input from storage."""
         if upload is not None:
             await upload.release()
 
@@ -97,7 +97,7 @@ class ProcrastinateExecutor:
     def knows(self, job_id: str) -> bool:
         return True  # every row has its queue entry: they were committed together
 
-    async def drain_running(self, grace: float) -> None:
+    async def finish_running(self, grace: float) -> None:
         pass  # nothing runs here
 
     async def shutdown(self) -> None:

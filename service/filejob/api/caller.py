@@ -60,7 +60,7 @@ class Authenticator:
             raise InvalidApiKey("The API key is not valid.")
         return caller
 
-    async def admit(self, caller: Principal) -> None:
+    async def count_request(self, caller: Principal) -> None:
         """Count one request against the caller's rate limit."""
         if caller.owner_id is None or not caller.rate_limit:
             return
@@ -79,7 +79,7 @@ async def get_caller(request: Request) -> Principal:
         return cached
     auth: Authenticator = request.app.state.services.auth
     caller = await auth.authenticate(request.headers.get("authorization"))
-    await auth.admit(caller)
+    await auth.count_request(caller)
     request.state.caller = caller
     return caller
 

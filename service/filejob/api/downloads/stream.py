@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from filejob.api.ranges import ByteRange, etag_matches, parse_range
-from filejob.filenames import content_disposition
+from filejob.api.downloads.ranges import ByteRange, etag_matches, parse_range
 from filejob.jobs.model import Job
 from filejob.storage.base import BlobReader, DownloadHeaders
+from filejob.untrusted.filenames import content_disposition
 
 log = logging.getLogger(__name__)
 

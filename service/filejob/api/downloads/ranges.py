@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from filejob.errors import RangeNotSatisfiable
-from filejob.untrusted import parse_count
+from filejob.untrusted.boundary import parse_count
 
 
 @dataclass(frozen=True)

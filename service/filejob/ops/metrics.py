@@ -15,7 +15,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from filejob.db import Database
+from filejob.db.engine import Database
 from filejob.jobs.model import Job
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus

@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from filejob.db import Database
-from filejob.orm import Base, UTCDateTime, utcnow
+from filejob.db.engine import Database
+from filejob.db.orm import Base, UTCDateTime, utcnow
 
 EXECUTOR = "executor"
 LINK_SECRET = "link_secret"

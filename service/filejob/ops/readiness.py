@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 
-from filejob.db import Database
+from filejob.db.engine import Database
 from filejob.jobs.executors.base import Executor
 from filejob.storage.base import Storage
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from filejob.api.auth import DOCUMENTED, get_caller
+from filejob.api.caller import DOCUMENTED, get_caller
 from filejob.api.deps import JobsDep, LinksDep, ServicesDep
-from filejob.api.download import download_headers, result_response
+from filejob.api.downloads.stream import download_headers, result_response
 from filejob.api.problems import VALIDATION, problems
 
 router = APIRouter(

@@ -23,8 +23,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from filejob.api.auth import get_caller
-from filejob.api.pipelined_upload import PipelinedUpload
+from filejob.api.caller import get_caller
+from filejob.api.uploads.pipeline import PipelinedUpload
 from filejob.errors import (
     InsufficientStorage,
     MalformedMultipart,
@@ -35,7 +35,7 @@ from filejob.errors import (
     UnsupportedMediaType,
 )
 from filejob.storage.spool import UploadSpool
-from filejob.untrusted import interpreting, parse_count
+from filejob.untrusted.boundary import interpreting, parse_count
 
 # Room for the non-file fields and part headers on top of the file's own limit.
 FORM_OVERHEAD_BYTES = 256 * 1024
@@ -181,7 +181,7 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
                 f"The upload exceeds the limit of {policy.max_file_bytes} bytes.",
                 limit=policy.max_file_bytes,
             )
-    _admit(policy, declared or 0)
+    _refuse_when_disk_is_full(policy, declared or 0)
     parser = _SpoolingParser(
         request.headers,
         _limited(
@@ -228,7 +228,7 @@ def _parse_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def _admit(policy: UploadPolicy, declared_bytes: int) -> None:
+def _refuse_when_disk_is_full(policy: UploadPolicy, declared_bytes: int) -> None:
     """Admission control: refuse before reading a byte when the disk is (nearly) full."""
     if policy.free_bytes is None:
         return

@@ -10,10 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from filejob.db import Database
+from filejob.db.engine import Database
 
 # Source checkouts keep alembic.ini and migrations/ next to the package.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # service/filejob/migrations.py
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # service/filejob/db/migrations.py
 
 
 class SchemaOutOfDate(RuntimeError):

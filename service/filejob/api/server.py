@@ -60,7 +60,7 @@ class DrainingServer(uvicorn.Server):
         executor = self.app.state.services.executor
         log.info("draining: uploads refused, up to %.0fs for running jobs", self.grace)
         try:
-            await executor.drain_running(self.grace)
+            await executor.finish_running(self.grace)
         finally:
             self.should_exit = True
 
