@@ -67,7 +67,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def profile() -> str:
     """Which deployment profile a test runs on; directories whose tests must hold on every
-    profile override this with `params=PROFILES` (see tests/api/conftest.py)."""
+    profile override this with `params=PROFILES` (see tests/api/endpoints/conftest.py)."""
     return "embedded"
 
 

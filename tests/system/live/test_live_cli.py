@@ -1,0 +1,205 @@
+"""The `filejob` client commands against a real server: files, exit codes, plain and JSON
+output (stdout is a pipe here, so no progress bars), errors as one line."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.system.live.conftest import (
+    FILEJOB,
+    LiveServer,
+    start_server,
+    stop_server,
+    test_processors_on_path,
+    wait_final,
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("cli")
+    env = {"PYTHONPATH": test_processors_on_path(root)}  # the tests' slow/failing processors
+    process, url = start_server(root / "data", root / "server.log", **env)
+    try:
+        yield LiveServer(url, process.pid, root / "data")
+    finally:
+        stop_server(process)
+
+
+def cli(
+    server: LiveServer, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FILEJOB_SERVER": server.url}
+    env.pop("FILEJOB_API_KEY", None)
+    return subprocess.run(
+        [FILEJOB, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_submit_several_files_wait_and_download(server: LiveServer, tmp_path: Path) -> None:
+    inputs = {"a.bin": os.urandom(300_000), "b.txt": b"hello\n" * 50_000}
+    for name, data in inputs.items():
+        (tmp_path / name).write_bytes(data)
+    out = tmp_path / "out"
+    result = cli(
+        server, "submit", "a.bin", "b.txt", "-p", "compress", "-P", "format=gzip",
+        "-P", "level=1", "--output", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout  # plain text: stdout is not a terminal
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(status, file) for _, status, file, _ in lines] == [
+        ("succeeded", "a.bin"),
+        ("succeeded", "b.txt"),
+    ]
+    for name, data in inputs.items():
+        assert gzip.decompress((out / f"{name}.gz").read_bytes()) == data
+    assert not list(out.glob("*.part"))
+
+
+def test_submit_json_without_wait(server: LiveServer, tmp_path: Path) -> None:
+    (tmp_path / "in.bin").write_bytes(b"x" * 1000)
+    result = cli(server, "submit", str(tmp_path / "in.bin"), "-p", "checksum", "--json")
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)
+    assert entry["job"]["status"] in ("queued", "running", "succeeded") and entry["error"] is None
+    status = cli(server, "status", entry["job"]["id"], "--json")
+    assert json.loads(status.stdout)["id"] == entry["job"]["id"]
+
+
+def test_a_refused_submit_prints_the_servers_message(server: LiveServer, tmp_path: Path) -> None:
+    (tmp_path / "in.bin").write_bytes(b"x")
+    result = cli(server, "submit", str(tmp_path / "in.bin"), "-p", "compress", "-P", "level=99")
+    assert result.returncode == 1
+    assert "(invalid_params)" in result.stderr and "19" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failed_job_exits_non_zero_with_its_error(server: LiveServer, tmp_path: Path) -> None:
+    (tmp_path / "in.bin").write_bytes(b"x" * 100)
+    args = ["-P", "steps=1", "-P", "fail=true"]
+    result = cli(server, "submit", str(tmp_path / "in.bin"), "-p", "slow", *args, "--wait")
+    assert result.returncode == 1
+    assert "failed: asked to fail (asked_to_fail)" in result.stderr
+    assert "\tfailed\t" in result.stdout
+
+
+def test_jobs_status_cancel_and_processors(server: LiveServer, tmp_path: Path) -> None:
+    (tmp_path / "in.bin").write_bytes(b"y" * 100)
+    params = ["-P", "steps=1000", "-P", "step_seconds=0.05"]  # a minute unless cancelled
+    submitted = cli(server, "submit", str(tmp_path / "in.bin"), "-p", "slow", *params, "--json")
+    job_id = json.loads(submitted.stdout)[0]["job"]["id"]
+    cancelled = cli(server, "cancel", job_id)
+    assert cancelled.returncode == 0 and job_id in cancelled.stdout
+    status = cli(server, "status", job_id)
+    assert "status:    cancelled" in status.stdout
+
+    listed = cli(server, "jobs", "--status", "cancelled")
+    assert listed.stdout.splitlines()[0].split("\t")[:2] == ["ID", "STATUS"]
+    assert any(line.startswith(job_id + "\t") for line in listed.stdout.splitlines())
+    names = {p["name"] for p in json.loads(cli(server, "processors", "--json").stdout)}
+    assert {"checksum", "compress", "slow"} <= names
+
+
+def test_download_resumes_and_checks_the_sha256(server: LiveServer, tmp_path: Path) -> None:
+    data = os.urandom(2_000_000)
+    (tmp_path / "in.bin").write_bytes(data)
+    submitted = cli(
+        server, "submit", str(tmp_path / "in.bin"), "-p", "compress", "-P", "format=zstd", "--json"
+    )
+    job_id = json.loads(submitted.stdout)[0]["job"]["id"]
+    import httpx
+
+    with httpx.Client(base_url=server.url) as client:
+        job = wait_final(client, job_id)
+        whole = client.get(f"/v1/jobs/{job_id}/result").content
+    assert job["status"] == "succeeded"
+    dest = tmp_path / "result.zst"
+
+    # An interrupted download left half the bytes: the rest is fetched with Range.
+    (tmp_path / "result.zst.part").write_bytes(whole[: len(whole) // 2])
+    result = cli(server, "download", job_id, "-o", str(dest))
+    assert result.returncode == 0, result.stderr
+    assert dest.read_bytes() == whole
+    assert hashlib.sha256(whole).hexdigest() == job["result"]["sha256"]  # type: ignore[index]
+
+    # A part file with wrong bytes: the sha256 check refuses, and the next try starts afresh.
+    dest.unlink()
+    (tmp_path / "result.zst.part").write_bytes(b"garbage" * 100)
+    refused = cli(server, "download", job_id, "-o", str(dest))
+    assert refused.returncode == 1 and "sha256 differs" in refused.stderr
+    assert not dest.exists() and not (tmp_path / "result.zst.part").exists()
+    again = cli(server, "download", job_id, "-o", str(dest), "--json")
+    assert again.returncode == 0 and dest.read_bytes() == whole
+    assert json.loads(again.stdout)["sha256"] == job["result"]["sha256"]  # type: ignore[index]
+
+
+def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "FILEJOB_SERVER": "http://127.0.0.1:9"}
+    result = subprocess.run([FILEJOB, "jobs"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("filejob: cannot talk to http://127.0.0.1:9")
+    assert "Traceback" not in result.stderr
+
+
+def test_the_api_key_comes_from_the_environment_or_the_option(tmp_path: Path) -> None:
+    from tests.system.live.test_live_auth import SECRET
+
+    data_dir = tmp_path / "data"
+    env = {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": SECRET}
+    process, url = start_server(data_dir, tmp_path / "server.log", **env)
+    try:
+        base = {**os.environ, "FILEJOB_DATA_DIR": str(data_dir), **env, "FILEJOB_SERVER": url}
+        created = subprocess.run(
+            [FILEJOB, "keys", "create", "--name", "cli"], env=base, capture_output=True, text=True
+        )
+        token = created.stdout.split("api key:")[1].split()[0]
+
+        def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [FILEJOB, *args], env={**base, **extra}, capture_output=True, text=True, timeout=60
+            )
+
+        refused = run("jobs")
+        assert refused.returncode == 1 and "(unauthorized)" in refused.stderr
+        assert run("jobs", FILEJOB_API_KEY=token).returncode == 0
+        assert run("jobs", "--api-key", token).returncode == 0
+        wrong = run("jobs", "--api-key", "fj_wrong")
+        assert wrong.returncode == 1 and "(invalid_api_key)" in wrong.stderr
+    finally:
+        stop_server(process)
+
+
+def test_progress_bars_on_a_terminal(server: LiveServer, tmp_path: Path) -> None:
+    """Under a pseudo-terminal (util-linux `script`), each upload, job and download gets a bar."""
+    import shlex
+    import shutil
+
+    script = shutil.which("script")
+    assert script, "util-linux `script` is part of every Debian base system"
+    (tmp_path / "a.bin").write_bytes(os.urandom(500_000))
+    command = shlex.join(
+        [FILEJOB, "submit", "a.bin", "-p", "compress", "-P", "format=gzip", "-o", "out/"]
+    )
+    env = {**os.environ, "FILEJOB_SERVER": server.url, "COLUMNS": "120", "TERM": "xterm"}
+    result = subprocess.run(
+        [script, "-qec", command, "/dev/null"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    screen = result.stdout
+    assert "↑ a.bin" in screen and "⚙ a.bin" in screen and "↓ a.bin.gz" in screen
+    assert "━" in screen  # drawn bars
+    assert (tmp_path / "out" / "a.bin.gz").exists()

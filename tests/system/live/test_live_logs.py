@@ -1,0 +1,67 @@
+"""Logs of a real server: JSON lines (stderr is not a terminal), a request id on request
+lines, the job id on job lines, and no key or link signature anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from tests.system.live.conftest import FILEJOB, start_server, stop_server, wait_final
+from tests.system.live.test_live_auth import SECRET
+
+
+def test_logs_are_json_with_ids_and_without_secrets(tmp_path: Path) -> None:
+    data_dir, log = tmp_path / "data", tmp_path / "server.log"
+    env = {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": SECRET, "FILEJOB_LOG_LEVEL": "info"}
+    process, url = start_server(data_dir, log, **env)
+    try:
+        created = subprocess.run(
+            [FILEJOB, "keys", "create", "--name", "logs"],
+            env={**os.environ, "FILEJOB_DATA_DIR": str(data_dir), **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        match = re.search(r"api key:\s+(\S+)", created.stdout)
+        assert match is not None
+        token = match.group(1)
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client:
+            response = client.post(
+                "/v1/jobs",
+                data={"processor": "checksum"},
+                files={"file": ("a.bin", b"logged")},
+                headers={"X-Request-ID": "given-id-42"},
+            )
+            assert response.headers["x-request-id"] == "given-id-42"
+            job_id = response.json()["id"]
+            job = wait_final(client, job_id)
+            link = str(job["result"]["url"])  # type: ignore[index]
+            assert len(client.get(f"/v1/jobs/{job_id}").headers["x-request-id"]) == 16
+        signature = parse_qs(urlsplit(link).query)["sig"][0]
+        assert httpx.get(url + link, timeout=30).status_code == 200  # with the sig in the URL
+    finally:
+        stop_server(process)
+
+    text = log.read_text()
+    assert token not in text and token[:12] not in text
+    assert signature not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert access and all(len(line.get("request_id", "")) > 0 for line in access)
+    assert any(
+        line["request_id"] == "given-id-42" and "POST /v1/jobs" in line["msg"] for line in access
+    )
+    assert any("sig=[redacted]" in line["msg"] for line in access)
+    finished = [
+        line for line in lines if line.get("job_id") == job_id and "succeeded" in line["msg"]
+    ]
+    assert finished, "the job's end is logged with its id"
