@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from filejob.api.uploads.owned import OwnedUpload
 from filejob.auth.principal import Principal
 from filejob.db.engine import Database
 from filejob.errors import (
@@ -22,6 +21,7 @@ from filejob.errors import (
     UnsupportedMediaType,
     WebhooksNotConfigured,
 )
+from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.repository import JobRepository
 from filejob.processors.base import Processor
 from filejob.processors.registry import ProcessorRegistry
@@ -143,7 +143,7 @@ class Admission:
             usage = await JobRepository(session).usage(caller.owner_id)
         within_quota(caller, *usage, incoming_bytes)
 
-    async def input(self, upload: OwnedUpload, processor: Processor) -> tuple[int, str, str, str]:
+    async def input(self, upload: IncomingFile, processor: Processor) -> tuple[int, str, str, str]:
         """Size, sha256, display name and sniffed type of an acceptable upload."""
         size, sha256 = await digest_of(upload.file)
         if size == 0:

@@ -18,9 +18,9 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
-from filejob.api.uploads.owned import OwnedUpload
 from filejob.db.engine import Database
 from filejob.jobs.error_text import folders_of, scrub_paths
+from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.isolation import STOP_GRACE, ChildDied, run_isolated
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.output import HashingOutput
@@ -150,7 +150,7 @@ class JobRunner:
     async def run(
         self,
         job_id: str,
-        upload: OwnedUpload | None,
+        upload: IncomingFile | None,
         control: RunControl,
         *,
         take_back: bool = False,
@@ -182,7 +182,9 @@ class JobRunner:
             if upload is not None:
                 await upload.release()
 
-    async def _run_claimed(self, job: Job, upload: OwnedUpload | None, control: RunControl) -> None:
+    async def _run_claimed(
+        self, job: Job, upload: IncomingFile | None, control: RunControl
+    ) -> None:
         processor = self.registry.get(job.processor)
         if processor is None:
             await self._finish(

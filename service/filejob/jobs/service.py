@@ -7,7 +7,6 @@ import logging
 import secrets
 from collections.abc import Sequence
 
-from filejob.api.uploads.owned import OwnedUpload
 from filejob.auth.principal import Principal
 from filejob.db.engine import Database
 from filejob.errors import (
@@ -21,6 +20,7 @@ from filejob.errors import (
 )
 from filejob.jobs.admission import Admission, JobRequest, within_quota
 from filejob.jobs.executors.base import Executor
+from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
@@ -73,7 +73,7 @@ class JobService:
 
     # -- accept ---------------------------------------------------------------------------
 
-    async def accept(self, upload: OwnedUpload, request: JobRequest, caller: Principal) -> Job:
+    async def accept(self, upload: IncomingFile, request: JobRequest, caller: Principal) -> Job:
         """Validate, store the input, commit the row: after this returns the job is safe."""
         processor, params = self.admission.processor_and_params(
             request.processor, request.params_json
@@ -109,7 +109,7 @@ class JobService:
         await upload.seek(0)
         return job
 
-    async def _store_and_add(self, job: Job, upload: OwnedUpload, caller: Principal) -> None:
+    async def _store_and_add(self, job: Job, upload: IncomingFile, caller: Principal) -> None:
         """The input first, then the row (with its queue entry); the input goes if the row
         cannot be committed, so a failure leaves nothing behind."""
         key, size = input_key(job.id), job.input_size

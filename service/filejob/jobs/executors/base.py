@@ -6,7 +6,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filejob.api.uploads.owned import OwnedUpload
+from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job
 
 
@@ -25,7 +25,7 @@ class Executor(Protocol):
         ...
 
     async def schedule(
-        self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
+        self, job_id: str, upload: IncomingFile | None = None, *, delay: float = 0.0
     ) -> None:
         """Schedule a queued job to run once `delay` seconds have passed, and return at once.
         The executor owns `upload` from here on (a still-open copy of the stored input, or

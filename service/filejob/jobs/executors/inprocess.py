@@ -13,13 +13,13 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filejob.api.uploads.owned import OwnedUpload
+from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job
 from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[str, OwnedUpload | None]
+_Item = tuple[str, IncomingFile | None]
 
 
 class InProcessExecutor:
@@ -49,7 +49,7 @@ class InProcessExecutor:
         (and, after a crash, by `JobService.resume_unfinished`)."""
 
     async def schedule(
-        self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
+        self, job_id: str, upload: IncomingFile | None = None, *, delay: float = 0.0
     ) -> None:
         if self._closed:
             # Stays queued in the database; the next start picks it up.
@@ -64,7 +64,7 @@ class InProcessExecutor:
             return
         self._put(job_id, upload)
 
-    def _put(self, job_id: str, upload: OwnedUpload | None) -> None:
+    def _put(self, job_id: str, upload: IncomingFile | None) -> None:
         self._waiting[job_id] = self._waiting.get(job_id, 0) + 1
         self._queue.put_nowait((job_id, upload))
 

@@ -14,8 +14,8 @@ import anyio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filejob.api.uploads.owned import OwnedUpload
 from filejob.db.engine import Database
+from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
@@ -66,7 +66,7 @@ class ProcrastinateExecutor:
         job.queue_ref = await defer(session, job.id)
 
     async def schedule(
-        self, job_id: str, upload: OwnedUpload | None = None, *, delay: float = 0.0
+        self, job_id: str, upload: IncomingFile | None = None, *, delay: float = 0.0
     ) -> None:
         """The job is already queued (in `record`); workers read its input from storage."""
         if upload is not None:
