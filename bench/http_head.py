@@ -159,7 +159,7 @@ def serve(side: str, port: int) -> None:
         create_app(settings),
         host=settings.host,
         port=port,
-        http=http,  # type: ignore[arg-type]
+        http=http,
         log_level=settings.log_level,
         log_config=None,
         timeout_graceful_shutdown=30,

@@ -24,7 +24,7 @@ from run import filejob_command, free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the tests' service helpers: a PostgreSQL database, SeaweedFS
-from tests.services import postgres_database, s3_settings, seaweedfs  # noqa: E402
+from tests.support.services import postgres_database, s3_settings, seaweedfs  # noqa: E402
 
 JOBS = 32
 PARAMS = '{"format": "zstd", "level": 19}'

@@ -1,4 +1,4 @@
-"""Makes docs/page.png, the README's picture of the page, with the browser test's driver:
+"""Makes docs/page.png, the picture on docs/web-page.md, with the browser test's driver:
 starts a server on a temporary data dir, uploads two files through the page in headless
 Chromium, waits for both jobs, and takes the screenshot.
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.live.conftest import start_server, stop_server  # noqa: E402
-from tests.web.driver import browser, upload_through_the_page  # noqa: E402
+from tests.support.servers import start_server, stop_server  # noqa: E402
+from tests.system.web.driver import browser, upload_through_the_page  # noqa: E402
 
 
 def main() -> None:

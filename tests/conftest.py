@@ -1,3 +1,6 @@
+"""The app under test on either deployment profile, and its backing services (fixtures only;
+helpers live in tests/support/)."""
+
 from __future__ import annotations
 
 import functools
@@ -13,23 +16,11 @@ from filejob.app import create_app
 from filejob.config import Settings
 from filejob.db.migrations import upgrade
 from filejob.jobs.executors.inprocess import InProcessExecutor
-from tests import services
-from tests.queue import run_queue_until_idle, running_worker
-from tests.services import postgres_database, s3_settings
-from tests.support import test_registry
-
-
-def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "workers": 2,
-        "progress_interval": 0.02,
-        "sweep_interval": 3600,
-        "fsync": False,
-        "min_free_bytes": 0,  # CI disks can be small; admission control has its own tests
-    }
-    values.update(overrides)
-    return Settings(**values)
+from tests.support import services
+from tests.support.processors import test_registry
+from tests.support.queue import run_queue_until_idle, running_worker
+from tests.support.services import postgres_database, s3_settings
+from tests.support.settings import make_settings
 
 
 @pytest.fixture
@@ -43,11 +34,6 @@ def data_dir(tmp_path: Path) -> Path:
 def settings_overrides() -> dict[str, Any]:
     """Override in a test module to change settings for its `app`."""
     return {}
-
-
-# embedded: SQLite + the local folder + in-process execution. distributed: PostgreSQL + S3
-# (SeaweedFS) + procrastinate, with a worker in the test's event loop.
-PROFILES = ["embedded", "distributed"]
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +53,8 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def profile() -> str:
     """Which deployment profile a test runs on; directories whose tests must hold on every
-    profile override this with `params=PROFILES` (see tests/api/endpoints/conftest.py)."""
+    profile override this with `params=PROFILES` (tests/support/settings.py), as
+    tests/api/endpoints/conftest.py does."""
     return "embedded"
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -20,6 +22,7 @@ from filejob.api.deps import Services
 from filejob.api.downloads import route as downloads
 from filejob.api.problems import install_error_handlers
 from filejob.api.schemas import JobOut
+from filejob.api.uploads import submit
 from filejob.api.uploads.route import UploadPolicy
 from filejob.auth.ratelimit import RateLimiter
 from filejob.auth.service import KeyService
@@ -47,9 +50,7 @@ from filejob.ops.logs import RequestIds
 from filejob.ops.metrics import HttpMetrics, Metrics
 from filejob.ops.readiness import Readiness
 from filejob.processors.registry import ProcessorRegistry
-from filejob.storage.base import PresignsDownloads
-from filejob.storage.local import LocalStorage
-from filejob.storage.s3 import S3Storage
+from filejob.storage.base import Storage
 from filejob.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("filejob")
@@ -65,7 +66,7 @@ def authenticator(settings: Settings, db: Database) -> Authenticator:
     )
 
 
-def upload_policy(settings: Settings, storage: LocalStorage | S3Storage) -> UploadPolicy:
+def upload_policy(settings: Settings, storage: Storage) -> UploadPolicy:
     return UploadPolicy(
         max_file_bytes=settings.max_upload_bytes,
         new_spool=lambda: storage.new_spool(settings.spool_memory_bytes),
@@ -77,10 +78,21 @@ def upload_policy(settings: Settings, storage: LocalStorage | S3Storage) -> Uplo
     )
 
 
+@dataclass(frozen=True)
+class Composed:
+    """What the lifespan builds on the open database: what requests use (`services`,
+    `uploads`) and what runs beside them (`webhooks`, `sweeper`)."""
+
+    services: Services
+    uploads: UploadPolicy
+    webhooks: WebhookDispatcher
+    sweeper: Sweeper
+
+
 async def _compose(
     settings: Settings, db: Database, registry: ProcessorRegistry | None
-) -> tuple[Services, WebhookDispatcher, Sweeper]:
-    """The app's services on `db`; `registry` defaults to the installed processors."""
+) -> Composed:
+    """The app's parts on `db`; `registry` defaults to the installed processors."""
     storage = storage_for(settings)
     available = registry if registry is not None else ProcessorRegistry.discover()
     metrics = Metrics(db)
@@ -103,7 +115,7 @@ async def _compose(
     )
     watcher = JobWatcher(db)
     db.after_commit.append(watcher.poke)
-    presigner = storage if isinstance(storage, PresignsDownloads) else None
+    presigner = storage.abilities.presigns_downloads
     services = Services(
         settings,
         job_service,
@@ -119,7 +131,52 @@ async def _compose(
     sweeper = Sweeper(
         job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
     )
-    return services, webhooks, sweeper
+    return Composed(services, upload_policy(settings, storage), webhooks, sweeper)
+
+
+@asynccontextmanager
+async def _opened(settings: Settings) -> AsyncIterator[Database]:
+    """The database, its schema current and its executor mode this deployment's, warmed up;
+    disposed on exit (also when a check fails)."""
+    db = database(settings)
+    try:
+        await ensure_schema_current(db)
+        await check_executor(db, settings.executor)
+        await db.warm()
+        yield db
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
+async def _executing(settings: Settings, services: Services) -> AsyncIterator[ExecutorLock | None]:
+    """The executor taking jobs. Where jobs run here, it holds the executor lock (yielded; None
+    where workers run them) and resumes what a previous server left unfinished. On exit,
+    running jobs are interrupted (back to `queued`), then the lock is released."""
+    executor = services.executor
+    lock = executor_lock(settings) if executor.runs_jobs_here else None
+    async with contextlib.AsyncExitStack() as stack:
+        if lock is not None:  # one such server per database, or jobs would run twice
+            await anyio.to_thread.run_sync(lock.acquire)
+            stack.callback(lock.release)
+        await executor.start()
+        stack.push_async_callback(executor.shutdown)
+        if executor.runs_jobs_here:  # else the workers rescue each other's jobs
+            await services.jobs.resume_unfinished()
+        yield lock
+
+
+@asynccontextmanager
+async def _running(name: str, loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """`loop` as a background task named `name` while the context is open; cancelled, and
+    waited for, on exit."""
+    task = asyncio.create_task(loop, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 LOCK_CHECK_SECONDS = 30.0
@@ -139,10 +196,22 @@ async def _keep(lock: ExecutorLock, executor: Executor) -> None:
             return
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+def _loops(
+    settings: Settings, parts: Composed, lock: ExecutorLock | None
+) -> dict[str, Coroutine[Any, Any, None]]:
+    """The app's background loops, by task name, in the order they start (they stop in
+    reverse)."""
+    watcher = parts.services.watcher
+    loops = {
+        "sweeper": parts.sweeper.run_forever(settings.sweep_interval),
+        "webhook deliveries": parts.webhooks.run_forever(),
+        "job watch": watcher.run_forever(),
+    }
+    if settings.uses_postgres:  # other processes' changes arrive as notifications
+        loops["job notifications"] = watcher.listen_forever(conninfo(settings.database_url))
+    if lock is not None:
+        loops["executor lock watch"] = _keep(lock, parts.services.executor)
+    return loops
 
 
 def create_app(
@@ -153,43 +222,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Everything started is stopped in reverse order, on every path: a start-up that
-        # fails half-way (a lock held elsewhere, a bad setting) leaves nothing open either.
+        # Whatever was entered is left in reverse order, on every path: a start-up that fails
+        # half-way (a lock held elsewhere, a bad setting) leaves nothing open either.
         async with contextlib.AsyncExitStack() as stack:
-            db = database(settings)
-            stack.push_async_callback(db.dispose)
-            await ensure_schema_current(db)
-            await check_executor(db, settings.executor)
-            await db.warm()
-            services, webhooks, sweeper = await _compose(settings, db, registry)
-            stack.push_async_callback(webhooks.close)
-            app.state.webhooks = webhooks
-            app.state.services = services
-            app.state.upload_policy = upload_policy(settings, services.jobs.storage)
-            executor = services.executor
-            lock = executor_lock(settings) if executor.runs_jobs_here else None
-            if lock is not None:  # one such server per database, or jobs would run twice
-                await anyio.to_thread.run_sync(lock.acquire)
-                stack.callback(lock.release)
-            await executor.start()
-            stack.push_async_callback(executor.shutdown)
-            if executor.runs_jobs_here:  # else the workers rescue each other's jobs
-                await services.jobs.resume_unfinished()
-            background = [
-                sweeper.run_forever(settings.sweep_interval),
-                webhooks.run_forever(),
-                services.watcher.run_forever(),
-            ]
-            if settings.uses_postgres:  # other processes' changes arrive as notifications
-                background.append(services.watcher.listen_forever(conninfo(settings.database_url)))
-            if lock is not None:
-                background.append(_keep(lock, executor))
-            for work in background:
-                stack.push_async_callback(_cancel, asyncio.create_task(work))
+            db = await stack.enter_async_context(_opened(settings))
+            parts = await _compose(settings, db, registry)
+            stack.push_async_callback(parts.webhooks.close)
+            app.state.services, app.state.webhooks = parts.services, parts.webhooks
+            app.state.upload_policy = parts.uploads
+            lock = await stack.enter_async_context(_executing(settings, parts.services))
+            for name, loop in _loops(settings, parts, lock).items():
+                await stack.enter_async_context(_running(name, loop))
+            runs_here = parts.services.executor.runs_jobs_here
             log.info(
                 "filejob ready: data in %s, jobs run %s",
                 settings.storage_url or settings.data_dir,
-                f"here, {settings.workers} at once" if executor.runs_jobs_here else "by workers",
+                f"here, {settings.workers} at once" if runs_here else "by workers",
             )
             yield
 
@@ -206,7 +254,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(HttpMetrics)
     app.add_middleware(RequestIds)  # outermost: every line of the request has its id
-    app.include_router(jobs.upload_router)
+    app.include_router(submit.router)
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(downloads.router)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -19,19 +20,20 @@ from filejob.auth.ratelimit import RateLimiter
 from filejob.auth.service import KeyDefaults
 from filejob.config import Settings
 from filejob.db.deployment import RefusedToStart, check_executor, link_secret
-from filejob.db.engine import Database, conninfo
+from filejob.db.engine import Database, conninfo, sqlite_threads_stopped
 from filejob.db.migrations import ensure_schema_current
 from filejob.jobs.admission import Admission, CallbackRules
+from filejob.jobs.events import JobEvents
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.inprocess import InProcessExecutor
 from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
 from filejob.jobs.runner import JobRunner
-from filejob.ops.metrics import JobMetrics
 from filejob.processors.registry import ProcessorRegistry
-from filejob.storage.base import LocalFiles, PresignsDownloads, StagesLocalCopies, Storage
+from filejob.storage.base import Storage
 from filejob.storage.local import LocalStorage
 from filejob.storage.s3 import S3Storage
+from filejob.webhooks.addresses import parse_callback_url
 from filejob.webhooks.dispatcher import WebhookPolicy
 
 log = logging.getLogger("filejob")
@@ -44,19 +46,11 @@ def database(settings: Settings) -> Database:
     )
 
 
-# What a storage backend can do besides the `Storage` protocol, named for the log line.
-CAPABILITIES: tuple[tuple[str, type], ...] = (
-    ("paths for child processes", LocalFiles),
-    ("local copies for child processes", StagesLocalCopies),
-    ("presigned downloads", PresignsDownloads),
-)
-
-
 def storage_for(settings: Settings) -> LocalStorage | S3Storage:
     """The one place the storage backend is chosen (FILEJOB_STORAGE_URL); says in the log
-    what the chosen one can do."""
+    what the chosen one can do (its `abilities`, probed once when it was made)."""
     storage = _storage(settings)
-    can = [name for name, capability in CAPABILITIES if isinstance(storage, capability)]
+    can = storage.abilities.names()
     log.info("storage: %s (%s)", type(storage).__name__, ", ".join(can) or "the protocol only")
     return storage
 
@@ -82,11 +76,12 @@ def job_runner(
     db: Database,
     storage: Storage,
     registry: ProcessorRegistry,
-    metrics: JobMetrics | None = None,
+    events: JobEvents | None = None,
     *,
     concurrency: int | None = None,
 ) -> JobRunner:
-    """The runner of jobs in this process, `concurrency` (default FILEJOB_WORKERS) at once."""
+    """The runner of jobs in this process, `concurrency` (default FILEJOB_WORKERS) at once,
+    telling `events` (the metrics, `ops.metrics.JobMetrics`) how they go."""
     return JobRunner(
         db,
         storage,
@@ -95,7 +90,7 @@ def job_runner(
         progress_interval=settings.progress_interval,
         retry_base_delay=settings.retry_base_delay,
         retry_max_delay=settings.retry_max_delay,
-        metrics=metrics,
+        events=events,
     )
 
 
@@ -114,7 +109,7 @@ def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> 
         max_upload_bytes=settings.max_upload_bytes,
         max_filename_bytes=settings.max_filename_length,
         callbacks=CallbackRules(
-            allow_private=settings.webhook_allow_private,
+            check_url=partial(parse_callback_url, allow_private=settings.webhook_allow_private),
             anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
         ),
     )
@@ -155,6 +150,8 @@ async def preflight(settings: Settings) -> None:
         await ensure_schema_current(db)
         await check_executor(db, settings.executor)
     except DBAPIError as exc:  # none there, or unreachable: no traceback for that
+        await db.dispose()
+        await sqlite_threads_stopped()
         shown = make_url(settings.database_url).render_as_string(hide_password=True)
         raise RefusedToStart(
             f"cannot use the database {shown}: {exc.orig} (is FILEJOB_DATA_DIR or "

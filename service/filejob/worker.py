@@ -17,6 +17,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import procrastinate
 from procrastinate.job_context import AbortReason, JobContext
@@ -28,9 +29,10 @@ from filejob.config import Settings
 from filejob.db.deployment import check_executor
 from filejob.db.engine import Database, conninfo
 from filejob.db.migrations import ensure_schema_current
+from filejob.jobs.control import RunEnd, StopReason, StopSignal
 from filejob.jobs.executors.procrastinate import QUEUE, TASK, defer, retire_stalled
 from filejob.jobs.repository import JobRepository
-from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
+from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner
 from filejob.jobs.states import JobStatus
 from filejob.ops.metrics import JobMetrics
 from filejob.processors.registry import ProcessorRegistry
@@ -58,7 +60,9 @@ class _RunAgainWhenAsked(procrastinate.BaseRetryStrategy):
         self, *, exception: BaseException, job: QueueJob
     ) -> procrastinate.RetryDecision | None:
         if isinstance(exception, RunAgain):
-            return procrastinate.RetryDecision(retry_in={"seconds": exception.delay})
+            # What retry_in would compute; its fields are typed as ints, the delay has fractions.
+            retry_at = datetime.now(UTC) + timedelta(seconds=exception.delay)
+            return procrastinate.RetryDecision(retry_at=retry_at)
         return None
 
 
@@ -204,13 +208,13 @@ class QueueWorker:
 async def run_one(runner: JobRunner, context: JobContext, job_id: str) -> None:
     """Run one job; an abort from procrastinate becomes the runner's stop, and the job row is
     settled before this returns whatever happens."""
-    control = RunControl()
+    stop = StopSignal()
     # A run of this entry before (RunAgain) has ended: if it raised, it may have left the row
     # `running`. The entry is the job's only live one, so no other run can be going.
     take_back = context.job.attempts > 0
-    run = asyncio.ensure_future(runner.run(job_id, None, control, take_back=take_back))
+    run = asyncio.ensure_future(runner.run(job_id, None, stop, take_back=take_back))
     try:
-        await asyncio.shield(run)
+        outcome = await asyncio.shield(run)
     except Exception:
         # Not the job's failure (the runner settles those) but ours, e.g. the database was
         # unreachable: try the job again rather than lose it.
@@ -218,14 +222,15 @@ async def run_one(runner: JobRunner, context: JobContext, job_id: str) -> None:
         raise RunAgain(RUNNER_ERROR_DELAY) from None
     except asyncio.CancelledError:  # procrastinate's abort: a user's cancel, or our shutdown
         shutdown = context.abort_reason() is AbortReason.SHUTDOWN
-        control.reason = "shutdown" if shutdown else "cancel"
-        control.stop.set()
-        await run
-        if shutdown:
+        stop.request(StopReason.SHUTDOWN if shutdown else StopReason.CANCEL)
+        outcome = await run
+        if outcome.end is RunEnd.INTERRUPTED:
             raise RunAgain(0) from None  # the runner put it back to `queued`
+        if outcome.retry_in is not None:  # it had failed, for another try, just before
+            raise RunAgain(outcome.retry_in) from None
         raise
-    if control.retry_in is not None:
-        raise RunAgain(control.retry_in)
+    if outcome.retry_in is not None:
+        raise RunAgain(outcome.retry_in)
 
 
 async def rescue_stalled(app: procrastinate.App, db: Database, silent_after: float) -> int:

@@ -4,7 +4,6 @@ database, never mixed with workers) and one link-signing secret."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +18,11 @@ from filejob.db.deployment import ADVISORY_KEY, DeploymentMismatch
 from filejob.db.engine import conninfo
 from filejob.db.migrations import upgrade
 from filejob.jobs.executors.ownership import AdvisoryLock, ExecutorBusy
-from tests.conftest import make_settings
-from tests.services import free_port, postgres_database
-from tests.support import test_registry
-from tests.system.live.conftest import start_server, stop_server
-
-FILEJOB = str(Path(sys.executable).with_name("filejob"))
+from tests.support.ports import free_port
+from tests.support.processors import test_registry
+from tests.support.servers import FILEJOB, start_server, stop_server
+from tests.support.services import postgres_database
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from filejob.app import create_app
 from filejob.auth.model import ApiKey
 from filejob.db.migrations import SchemaOutOfDate, alembic_config, upgrade
 from filejob.jobs.model import Base
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 def test_head_matches_models_and_downgrades(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""/v1/jobs: accept, poll, list, cancel/delete."""
+"""/v1/jobs: poll, list, cancel/delete (the upload that creates a job: api/uploads/submit.py)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,19 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
 
 from filejob.api.caller import DOCUMENTED, CallerDep
 from filejob.api.deps import JobsDep, LinksDep, ServicesDep
 from filejob.api.downloads.ranges import etag_matches
 from filejob.api.problems import VALIDATION, problems
 from filejob.api.schemas import JobList, JobOut, ResultLinkOut
-from filejob.api.uploads.owned import OwnedUpload
-from filejob.api.uploads.route import UploadRoute
-from filejob.jobs.admission import JobRequest
 from filejob.jobs.states import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=VALIDATION, dependencies=DOCUMENTED)
-upload_router = APIRouter(
-    prefix="/v1/jobs",
-    tags=["jobs"],
-    route_class=UploadRoute,
-    responses=VALIDATION,
-    dependencies=DOCUMENTED,
-)
 
-_PROBLEMS = problems(
+# Every /v1/jobs route's documented problems, the upload's among them.
+PROBLEMS = problems(
     {
         400: "Malformed request or multipart body",
         401: "Missing or invalid API key",
@@ -45,7 +36,9 @@ _PROBLEMS = problems(
 )
 
 
-def _job_response(request: Request, job: JobOut, status_code: int = 200) -> Response:
+def job_response(request: Request, job: JobOut, status_code: int = 200) -> Response:
+    """The job's JSON with an ETag (a 304 when If-None-Match has it) and, while it is not
+    final, a Retry-After."""
     body = job.model_dump_json().encode()
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
@@ -58,67 +51,7 @@ def _job_response(request: Request, job: JobOut, status_code: int = 200) -> Resp
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
-@upload_router.post(
-    "",
-    status_code=202,
-    response_model=JobOut,
-    responses=_PROBLEMS,
-    summary="Upload a file and start a job",
-)
-async def submit_job(
-    request: Request,
-    caller: CallerDep,
-    jobs: JobsDep,
-    links: LinksDep,
-    services: ServicesDep,
-    background: BackgroundTasks,
-    file: Annotated[UploadFile, File(description="The file to process.")],
-    processor: Annotated[str, Form(min_length=1, description="Processor name.")],
-    params: Annotated[str | None, Form(description="Processor params, a JSON object.")] = None,
-    delete_after_download: Annotated[bool, Form()] = False,
-    max_attempts: Annotated[
-        int | None,
-        Form(ge=1, description="Most attempts for this job; capped by FILEJOB_MAX_ATTEMPTS."),
-    ] = None,
-    timeout_seconds: Annotated[
-        float | None,
-        Form(
-            gt=0,
-            description="Seconds one attempt may take (default: the processor's); capped by "
-            "FILEJOB_MAX_JOB_SECONDS.",
-        ),
-    ] = None,
-    callback_url: Annotated[
-        str | None,
-        Form(
-            max_length=2048,
-            description="POSTed the job's JSON, signed, when the job is final.",
-        ),
-    ] = None,
-) -> Response:
-    # From here on the job, not the request, owns the open upload (see filejob/uploadfile.py).
-    upload = OwnedUpload.take(file)
-    asked = JobRequest(
-        processor.strip(),
-        params,
-        delete_after_download,
-        max_attempts,
-        timeout_seconds,
-        callback_url or None,
-    )
-    try:
-        job = await jobs.accept(upload, asked, caller)
-    except BaseException:
-        await upload.release()
-        raise
-    background.add_task(jobs.executor.schedule, job.id, upload)
-    services.metrics.uploaded.inc(job.input_size)
-    response = _job_response(request, JobOut.of(job, links), status_code=202)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return response
-
-
-@router.get("/{job_id}", response_model=JobOut, responses=_PROBLEMS, summary="Poll a job")
+@router.get("/{job_id}", response_model=JobOut, responses=PROBLEMS, summary="Poll a job")
 async def get_job(
     job_id: str,
     request: Request,
@@ -143,13 +76,13 @@ async def get_job(
         and await services.watcher.changed(job.id, job.updated_at, wait)
     ):
         job = await jobs.get(job_id, caller.owner_id)  # a 404 if it was deleted meanwhile
-    return _job_response(request, JobOut.of(job, links))
+    return job_response(request, JobOut.of(job, links))
 
 
 @router.get(
     "/{job_id}/result-link",
     response_model=ResultLinkOut,
-    responses=_PROBLEMS,
+    responses=PROBLEMS,
     summary="A fresh signed link to the result, usable without an API key",
 )
 async def result_link(
@@ -183,7 +116,7 @@ async def list_jobs(
 @router.delete(
     "/{job_id}",
     status_code=204,
-    responses=_PROBLEMS,
+    responses=PROBLEMS,
     summary="Cancel a queued or running job; delete a finished one",
 )
 async def delete_job(job_id: str, caller: CallerDep, jobs: JobsDep) -> Response:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from filejob.auth.links import LinkSigner, result_path
 from filejob.jobs.model import Job
-from filejob.jobs.states import JobStatus
+from filejob.jobs.states import CallbackState, JobStatus
 
 
 class ErrorOut(BaseModel):
@@ -38,7 +38,7 @@ class ResultOut(BaseModel):
 
 class CallbackOut(BaseModel):
     url: str
-    state: str | None = Field(
+    state: CallbackState | None = Field(
         description="None until the job is final; then pending, delivered or failed."
     )
     attempts: int

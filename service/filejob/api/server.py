@@ -32,7 +32,7 @@ class DrainingServer(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain: asyncio.Task[None] | None = None
 
-    async def serve(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
@@ -79,7 +79,8 @@ def listen(host: str, port: int) -> list[socket.socket]:
             host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
         )
     except socket.gaierror as exc:
-        raise CannotListen(f"cannot listen on {where}: {exc.strerror.lower()}") from None
+        reason = exc.strerror or str(exc)
+        raise CannotListen(f"cannot listen on {where}: {reason.lower()}") from None
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):

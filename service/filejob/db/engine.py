@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -123,3 +126,22 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+async def sqlite_threads_stopped(within: float = 1.0) -> None:
+    """Wait (up to `within` seconds) for aiosqlite's connection threads to end, before the
+    event loop closes. After a failed connect, aiosqlite (0.22) queues its thread's stop
+    without awaiting it; if the loop closes first, the thread's late reply prints a
+    traceback at exit, under the one-line refusal that was meant to be all the user sees."""
+    threads = [
+        thread
+        for thread in threading.enumerate()
+        if thread.name.endswith("(_connection_worker_thread)")
+    ]
+    deadline = time.monotonic() + within
+
+    def join() -> None:
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    await anyio.to_thread.run_sync(join)

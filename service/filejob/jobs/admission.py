@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,7 +29,6 @@ from filejob.processors.sniff import SNIFF_BYTES, sniff
 from filejob.storage.ingest import digest_of
 from filejob.untrusted.boundary import interpreting
 from filejob.untrusted.filenames import MAX_FILENAME_BYTES, sanitize_filename
-from filejob.webhooks.addresses import parse_callback_url
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,16 @@ class JobRequest:
     callback_url: str | None = None
 
 
+class CallbackUrlCheck(Protocol):
+    """Raises `InvalidCallbackUrl` or `CallbackForbidden` for a callback URL no webhook may
+    go to; what it returns is ignored. The webhook layer's guard, given by compose.py."""
+
+    def __call__(self, url: str, /) -> object: ...
+
+
 @dataclass(frozen=True)
 class CallbackRules:
-    allow_private: bool = False
+    check_url: CallbackUrlCheck
     anonymous_can_sign: bool = False  # a webhook secret exists for anonymous jobs
 
 
@@ -76,13 +82,13 @@ class Admission:
         *,
         max_upload_bytes: int,
         max_filename_bytes: int = MAX_FILENAME_BYTES,
-        callbacks: CallbackRules | None = None,
+        callbacks: CallbackRules,
     ) -> None:
         self.db = db
         self.registry = registry
         self.max_upload_bytes = max_upload_bytes
         self.max_filename_bytes = max_filename_bytes
-        self.callbacks = callbacks or CallbackRules()
+        self.callbacks = callbacks
 
     def processor_and_params(
         self, processor_name: str, params_json: str | None
@@ -126,7 +132,7 @@ class Admission:
             return None
         # Judged by its normalised host, but kept as given: the client sees what it sent, and
         # every delivery normalises and judges it afresh anyway (rows outlive the rules).
-        parse_callback_url(url, allow_private=self.callbacks.allow_private)
+        self.callbacks.check_url(url)
         if caller.is_anonymous and not self.callbacks.anonymous_can_sign:
             raise WebhooksNotConfigured(
                 "Webhooks of anonymous jobs are signed with FILEJOB_WEBHOOK_SECRET, which is "

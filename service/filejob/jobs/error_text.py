@@ -18,6 +18,7 @@ import sys
 import sysconfig
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 PLACEHOLDER = "<path>"
 FILE = "<file>"
@@ -103,3 +104,25 @@ def folders_of(*paths: str | None) -> list[str]:
             folders.append(parent)
             parent = os.path.dirname(parent)
     return folders
+
+
+@dataclass(frozen=True)
+class AttemptFiles:
+    """Where an attempt's input and output are (when they have a path): named in its error
+    message as "<input>" and "<output>", and their folders not at all."""
+
+    input: str | None
+    output: str | None
+
+    @classmethod
+    def of(cls, *files: object) -> AttemptFiles:
+        """From open files: the `name` of each, when it is a path."""
+        names = [getattr(file, "name", None) for file in files]
+        paths = [name if isinstance(name, str) else None for name in names]
+        return cls(*paths)
+
+    def scrub(self, text: str) -> str:
+        """`text` fit for a client: no server path in it (`scrub_paths`)."""
+        pairs = ((self.input, "<input>"), (self.output, "<output>"))
+        named = {path: name for path, name in pairs if path}
+        return scrub_paths(text, named, folders_of(self.input, self.output))

@@ -241,7 +241,9 @@ def _run_child(
     try:
         with open(input_path, "rb") as source, open(output_path, "wb") as target_file:
             output = HashingOutput(target_file)
-            ctx = ProcessorContext(input=source, output=output, on_progress=report, **ctx_meta)
+            ctx = ProcessorContext(
+                input=source, output=output.as_binary_io(), on_progress=report, **ctx_meta
+            )
             result = processor.run(ctx, processor.Params.model_validate(params))
             output.flush()
     except RetryableError as exc:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Enum, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from filejob.db.orm import Base, UTCDateTime, utcnow
-from filejob.jobs.states import JobStatus
+from filejob.jobs.states import CallbackState, JobStatus
 
 __all__ = ["Base", "Job", "utcnow"]
+
+
+def _enum_column(states: type[StrEnum]) -> Enum:
+    """A VARCHAR(16) holding the members' values (not their names), refusing any other."""
+    return Enum(
+        states,
+        native_enum=False,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+    )
 
 
 class Job(Base):
@@ -22,15 +34,7 @@ class Job(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     id: Mapped[str] = mapped_column(String(32), unique=True)
-    status: Mapped[JobStatus] = mapped_column(
-        Enum(
-            JobStatus,
-            native_enum=False,
-            length=16,
-            validate_strings=True,
-            values_callable=lambda e: [m.value for m in e],
-        )
-    )
+    status: Mapped[JobStatus] = mapped_column(_enum_column(JobStatus))
     processor: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -46,9 +50,9 @@ class Job(Base):
     queue_ref: Mapped[int | None] = mapped_column(BigInteger)
 
     # Webhook: POSTed once the job is final. `callback_state`: None (no callback yet or none
-    # asked for), pending, delivered or failed (attempts used up).
+    # asked for), else a `CallbackState`; its queries are the webhook layer's.
     callback_url: Mapped[str | None] = mapped_column(Text)
-    callback_state: Mapped[str | None] = mapped_column(String(16))
+    callback_state: Mapped[CallbackState | None] = mapped_column(_enum_column(CallbackState))
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     callback_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     callback_last_result: Mapped[str | None] = mapped_column(String(200))

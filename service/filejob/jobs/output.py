@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 
 class HashingOutput(io.RawIOBase):
@@ -15,6 +15,11 @@ class HashingOutput(io.RawIOBase):
         self._target = target
         self.sha256 = hashlib.sha256()
         self.size = 0
+
+    def as_binary_io(self) -> BinaryIO:
+        """This stream typed as the `BinaryIO` a `ProcessorContext` takes (it has what a
+        processor may call on its output: write, tell, flush, close)."""
+        return cast(BinaryIO, self)
 
     def writable(self) -> bool:
         return True

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filejob.jobs.model import Job, utcnow
-from filejob.jobs.states import JobStatus, check_transition, sources_of
+from filejob.jobs.states import CallbackState, JobStatus, check_transition, sources_of
 from filejob.jobs.storage_keys import job_of, result_key
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -62,7 +62,7 @@ class JobRepository:
         """Serialise this transaction with every other one that locks the same owner, until
         it ends: quota checks then see each other's jobs. SQLite needs nothing (one writer at
         a time, from BEGIN IMMEDIATE); PostgreSQL takes a transaction-scoped advisory lock."""
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.get_bind().dialect.name == "postgresql":
             await self.session.execute(
                 select(func.pg_advisory_xact_lock(func.hashtext(owner_id or "anonymous")))
             )
@@ -136,7 +136,7 @@ class JobRepository:
             values.setdefault("finished_at", now)
         if target in NOTIFIED:  # due for its webhook, if it has one (see webhooks/dispatcher)
             has_callback = Job.callback_url.is_not(None)
-            values["callback_state"] = case((has_callback, "pending"), else_=None)
+            values["callback_state"] = case((has_callback, CallbackState.PENDING), else_=None)
             values["callback_next_at"] = case((has_callback, now), else_=None)
         fence = [Job.attempts == attempt] if attempt is not None else []
         result = await self.session.execute(
@@ -157,6 +157,62 @@ class JobRepository:
             started_at=utcnow(),
             progress=0.0,
             next_attempt_at=None,
+        )
+
+    # The ends of an attempt. Each is fenced on `job.attempts` (the attempt as claimed): False,
+    # and nothing written, unless the job is still running that attempt, so an attempt presumed
+    # dead and retried elsewhere never overwrites the newer attempt's outcome.
+
+    async def _end_attempt(self, job: Job, target: JobStatus, **values: Any) -> bool:
+        return await self.transition(
+            job.id, target, expected=[JobStatus.RUNNING], attempt=job.attempts, **values
+        )
+
+    async def succeed(
+        self, job: Job, *, key: str, filename: str, content_type: str, size: int, sha256: str
+    ) -> bool:
+        """running -> succeeded, naming its result (already stored under `key`)."""
+        return await self._end_attempt(
+            job,
+            JobStatus.SUCCEEDED,
+            error_code=None,
+            error_message=None,
+            progress=1.0,
+            result_key=key,
+            result_filename=filename,
+            result_content_type=content_type,
+            result_size=size,
+            result_sha256=sha256,
+        )
+
+    async def fail(self, job: Job, code: str, message: str) -> bool:
+        """running -> failed, with the error a client is shown."""
+        return await self._end_attempt(
+            job, JobStatus.FAILED, error_code=code, error_message=message
+        )
+
+    async def retry_later(self, job: Job, code: str, message: str, due: datetime) -> bool:
+        """running -> queued for another attempt at `due`, showing why this one failed."""
+        return await self._end_attempt(
+            job, JobStatus.QUEUED, error_code=code, error_message=message, next_attempt_at=due
+        )
+
+    async def cancelled(self, job: Job) -> bool:
+        """running -> cancelled (the client asked, and the attempt stopped)."""
+        return await self._end_attempt(
+            job, JobStatus.CANCELLED, error_code=None, error_message=None
+        )
+
+    async def put_back(self, job: Job) -> bool:
+        """running -> queued, the attempt not counted: the server stopped it to shut down.
+        The previous attempt's error, if any, stays."""
+        return await self._end_attempt(job, JobStatus.QUEUED, attempts=Job.attempts - 1)
+
+    async def expire(self, job: Job) -> bool:
+        """A finished job (as loaded) -> expired, its files no longer named (the caller
+        deletes them)."""
+        return await self.transition(
+            job.id, JobStatus.EXPIRED, expected=[job.status], input_key=None, result_key=None
         )
 
     async def queued_without_queue_entry(self, limit: int) -> Sequence[Job]:
@@ -253,34 +309,6 @@ class JobRepository:
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
-
-    async def callbacks_due(self, now: datetime, limit: int = 50) -> Sequence[Job]:
-        """Final jobs whose webhook is due (first try or a retry), oldest due first."""
-        query = (
-            select(Job)
-            .where(Job.callback_state == "pending", Job.callback_next_at <= now)
-            .order_by(Job.callback_next_at)
-            .limit(limit)
-        )
-        return (await self.session.scalars(query)).all()
-
-    async def claim_callback(self, job_id: str, due: datetime, lease_until: datetime) -> bool:
-        """Take one delivery: push its due time past the attempt, if no one else moved it."""
-        result = await self.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.callback_state == "pending", Job.callback_next_at == due)
-            .values(callback_next_at=lease_until)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1  # type: ignore[attr-defined]
-
-    async def record_callback(self, job_id: str, **values: Any) -> None:
-        await self.session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
 
     async def referenced_keys(self, keys: Iterable[str]) -> set[str]:
         """The subset of `keys` that a job row points at, or that the job's running attempt

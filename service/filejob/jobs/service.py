@@ -230,9 +230,7 @@ class JobService:
             ):
                 return False
             keys = [k for k in (job.input_key, job.result_key) if k]
-            moved = await repo.transition(
-                job_id, JobStatus.EXPIRED, expected=[job.status], input_key=None, result_key=None
-            )
+            moved = await repo.expire(job)
         # Row first, files second: a crash in between leaves unreferenced files, which the
         # orphan sweep removes, never a row pointing at nothing.
         if moved:

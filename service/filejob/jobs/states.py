@@ -1,4 +1,4 @@
-"""Job states and the only legal moves between them."""
+"""Job states and the only legal moves between them; the states of a job's webhook."""
 
 from __future__ import annotations
 
@@ -51,3 +51,15 @@ def sources_of(target: JobStatus) -> frozenset[JobStatus]:
 def check_transition(source: JobStatus, target: JobStatus) -> None:
     if target not in TRANSITIONS[source]:
         raise IllegalTransition(f"{source} -> {target}")
+
+
+class CallbackState(StrEnum):
+    """Where a final job's webhook stands (`Job.callback_state`; None before the job is final
+    or without a callback). The values are the column's and the API's strings."""
+
+    PENDING = "pending"
+    """Due, or being retried: `callback_next_at` says when the next attempt is."""
+    DELIVERED = "delivered"
+    """The receiver answered 2xx."""
+    FAILED = "failed"
+    """Given up: attempts used up, or the target was refused."""

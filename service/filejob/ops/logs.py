@@ -1,7 +1,8 @@
 """Logging for `filejob serve` and `filejob worker`: one line per record, JSON when stderr is
 not a terminal (for log shippers), text when it is. Every line written while a request is
 handled carries its `request_id`, and every line about a job its `job_id` (context variables,
-so nothing has to pass them around). Signed-link signatures are masked: they are credentials.
+so nothing has to pass them around; the runner sets the job's, see `jobs.log_context`).
+Signed-link signatures are masked: they are credentials.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from filejob.jobs.log_context import job_id
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
 _SECRETS = re.compile(r"((?:sig|api_key|token)=)[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)

@@ -26,7 +26,8 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
 
 
 class JobMetrics:
-    """What the runner reports: one call when an attempt starts, one when the job is final."""
+    """The runner's `JobEvents`: counts final states and their durations, and first
+    attempts' queue waits (retries wait on purpose)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.finished = Counter(
@@ -51,7 +52,7 @@ class JobMetrics:
         )
 
     def started(self, job: Job) -> None:
-        if job.started_at is not None and job.attempts == 1:  # retries wait on purpose
+        if job.started_at is not None and job.attempts == 1:
             wait = (job.started_at - job.created_at).total_seconds()
             self.queue_wait.labels(job.processor).observe(max(0.0, wait))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Literal, Self, cast
+from typing import BinaryIO, Literal, Protocol, Self
 
 import zstandard
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -43,7 +43,13 @@ class CompressParams(BaseModel):
         return self
 
 
-def _compressor(out: BinaryIO, params: CompressParams) -> AbstractContextManager[BinaryIO]:
+class _Sink(Protocol):
+    """What the loop writes the input into: either compressor's stream writer."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+def _compressor(out: BinaryIO, params: CompressParams) -> AbstractContextManager[_Sink]:
     assert params.level is not None  # filled in by the validator
     if params.format == "gzip":
         # mtime=0 and an empty filename keep the header free of the runner's temp-file name and
@@ -53,8 +59,7 @@ def _compressor(out: BinaryIO, params: CompressParams) -> AbstractContextManager
             filename="", fileobj=out, mode="wb", compresslevel=params.level, mtime=0
         )
     # closefd=False: closing the writer ends the zstd frame without closing ctx.output.
-    writer = zstandard.ZstdCompressor(level=params.level).stream_writer(out, closefd=False)
-    return cast(AbstractContextManager[BinaryIO], writer)
+    return zstandard.ZstdCompressor(level=params.level).stream_writer(out, closefd=False)
 
 
 class Compress(Processor[CompressParams]):

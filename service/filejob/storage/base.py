@@ -1,7 +1,8 @@
 """The storage contract: blobs addressed by generated keys (never by client filenames).
 
 A small core every backend implements (`Storage`), plus optional abilities a backend opts
-into (`AdoptsLocalFiles`), checked once at start-up, as tusd does with its DataStore extensions.
+into (`AdoptsLocalFiles`, ...), probed once when it is made into its `Abilities`, as tusd does
+with its DataStore extensions: callers read the record, they do not probe.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
+
+from filejob.storage.spool import UploadSpool
 
 
 class BlobNotFound(Exception):
@@ -79,6 +82,16 @@ class Storage(Protocol):
         """Bytes free where uploads land first (for admission control and readiness)."""
         ...
 
+    def new_spool(self, memory_bytes: int) -> UploadSpool:
+        """A spool for one upload, its first `memory_bytes` in memory, the rest where this
+        backend can store it from cheaply."""
+        ...
+
+    @property
+    def abilities(self) -> Abilities:
+        """What this backend can do besides this protocol (`abilities_of`, once, when made)."""
+        ...
+
 
 class NamedBlobWriter(BlobWriter, Protocol):
     """A writer whose temp file has a path, so that another process can fill it."""
@@ -144,3 +157,37 @@ class AdoptsLocalFiles(Protocol):
         """Make `file`'s current content the blob `key` by linking it; False if it cannot
         (another filesystem, not a real file), in which case the caller copies instead."""
         ...
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """A backend's optional abilities, probed once: each is the backend itself, typed as
+    that ability, or None where it lacks it."""
+
+    local_files: LocalFiles | None
+    stages_local_copies: StagesLocalCopies | None
+    presigns_downloads: PresignsDownloads | None
+    adopts_local_files: AdoptsLocalFiles | None
+    streams_local_files: StreamsLocalFiles | None
+
+    def names(self) -> list[str]:
+        """The abilities present, in words (for the start-up log)."""
+        named = (
+            ("paths for child processes", self.local_files),
+            ("local copies for child processes", self.stages_local_copies),
+            ("presigned downloads", self.presigns_downloads),
+            ("adopts spooled uploads", self.adopts_local_files),
+            ("streams local files", self.streams_local_files),
+        )
+        return [name for name, ability in named if ability is not None]
+
+
+def abilities_of(storage: object) -> Abilities:
+    """Probe `storage` for each optional ability (a backend calls this once, when made)."""
+    return Abilities(
+        local_files=storage if isinstance(storage, LocalFiles) else None,
+        stages_local_copies=storage if isinstance(storage, StagesLocalCopies) else None,
+        presigns_downloads=storage if isinstance(storage, PresignsDownloads) else None,
+        adopts_local_files=storage if isinstance(storage, AdoptsLocalFiles) else None,
+        streams_local_files=storage if isinstance(storage, StreamsLocalFiles) else None,
+    )

@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
-from filejob.storage.base import AdoptsLocalFiles, Storage, StreamsLocalFiles
+from filejob.storage.base import Storage
 from filejob.storage.spool import UploadSpool
 
 CHUNK = 1024 * 1024
@@ -16,10 +16,11 @@ CHUNK = 1024 * 1024
 async def store_file(storage: Storage, file: BinaryIO, key: str) -> bool:
     """Store `file`'s whole content as `key`: linked in place where the backend can adopt it,
     else streamed through a writer. Returns True when it was adopted (no copy made)."""
-    if isinstance(storage, AdoptsLocalFiles) and await storage.adopt(file, key):
+    adopter, streamer = storage.abilities.adopts_local_files, storage.abilities.streams_local_files
+    if adopter is not None and await adopter.adopt(file, key):
         return True
-    if isinstance(storage, StreamsLocalFiles):  # no second local copy on the way
-        await storage.put_file(file, key)
+    if streamer is not None:  # no second local copy on the way
+        await streamer.put_file(file, key)
         return False
     writer = await storage.create(key)
     try:

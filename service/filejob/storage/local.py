@@ -7,6 +7,7 @@ blob never breaks a download already in flight.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import os
 import shutil
@@ -17,9 +18,10 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
-from filejob.storage.base import BlobInfo, BlobNotFound
+from filejob.storage.base import Abilities, BlobInfo, BlobNotFound, abilities_of
 from filejob.storage.spool import UploadSpool
-from filejob.storage.tmpfiles import TempFiles
+from filejob.storage.temp_area import TempArea
+from filejob.storage.tmpfiles import HasFileno
 
 
 class LocalBlobReader:
@@ -39,11 +41,10 @@ class LocalBlobWriter:
         self._storage = storage
         self._key = key
         if named:
-            self.file, self.path = storage.temp_files.open_named()
+            self.file, self.path = storage.temp.open_named()
             self._named: Path | None = self.path
-            storage.in_use.add(self.path)  # the temp sweep must not take it from a live job
         else:
-            self.file, self._named = storage.temp_files.open()
+            self.file, self._named = storage.temp.open()
 
     async def commit(self) -> BlobInfo:
         return await anyio.to_thread.run_sync(self._commit)
@@ -62,11 +63,7 @@ class LocalBlobWriter:
         await anyio.to_thread.run_sync(self._close)
 
     def _close(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        if self._named is not None:
-            self._named.unlink(missing_ok=True)
-            self._storage.in_use.discard(self._named)
+        self._storage.temp.close(self.file, self._named)
 
 
 class LocalStorage:
@@ -75,11 +72,10 @@ class LocalStorage:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
         self.blob_dir = root / "blobs"
-        self.tmp_dir = root / "tmp"
         self.fsync = fsync
         self.blob_dir.mkdir(parents=True, exist_ok=True)
-        self.temp_files = TempFiles(self.tmp_dir)  # probes how temp files can be linked
-        self.in_use: set[Path] = set()  # named temp files of writers still open
+        self.temp = TempArea(root / "tmp")
+        self.abilities: Abilities = abilities_of(self)
 
     def path_for(self, key: str) -> Path:
         # Keys are generated ("inputs/<id>"); shard by the id's first two characters so that
@@ -94,7 +90,7 @@ class LocalStorage:
         return f"{rel.parts[0]}/{rel.name}"
 
     def new_spool(self, memory_bytes: int) -> UploadSpool:
-        return UploadSpool(self.temp_files, memory_bytes, early_writeback=self.fsync)
+        return self.temp.new_spool(memory_bytes, early_writeback=self.fsync)
 
     # -- core -----------------------------------------------------------------------------
 
@@ -139,10 +135,10 @@ class LocalStorage:
             return False
         return True
 
-    async def list(self) -> list[BlobInfo]:
+    async def list(self) -> builtins.list[BlobInfo]:
         return await anyio.to_thread.run_sync(self._list)
 
-    def _list(self) -> list[BlobInfo]:
+    def _list(self) -> builtins.list[BlobInfo]:
         found = []
         for path in self.blob_dir.glob("*/*/*"):
             try:
@@ -155,7 +151,7 @@ class LocalStorage:
         return found
 
     async def sweep_temp(self, older_than: float) -> int:
-        return await anyio.to_thread.run_sync(self.temp_files.sweep, older_than, self.in_use)
+        return await anyio.to_thread.run_sync(self.temp.sweep, older_than)
 
     def free_bytes(self) -> int:
         """Bytes available to us under the root (one statvfs call)."""
@@ -180,7 +176,7 @@ class LocalStorage:
 
     # -- shared by writers and adoption -----------------------------------------------------
 
-    def link_into_place(self, file: BinaryIO, named: Path | None, key: str) -> None:
+    def link_into_place(self, file: HasFileno, named: Path | None, key: str) -> None:
         """Give `file` (unnamed, or the temp path `named`) the name of `key`, atomically."""
         if self.fsync:
             os.fsync(file.fileno())
@@ -188,14 +184,10 @@ class LocalStorage:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Stage in tmp/ (same filesystem): a crash between the two steps leaves only a temp
         # file that the sweep removes, never a stray name among the blobs.
-        staged = self.tmp_dir / f"{target.name}.{os.getpid()}.{time.monotonic_ns()}.staged"
-        self.in_use.add(staged)  # a temp sweep in between must leave it
-        try:
-            self.temp_files.link(file, named, staged)
+        name = f"{target.name}.{os.getpid()}.{time.monotonic_ns()}.staged"
+        with self.temp.staged(file, named, name) as staged:
             # linkat cannot replace an existing name; rename can, atomically.
             os.replace(staged, target)
-        finally:
-            self.in_use.discard(staged)
         if self.fsync:
             dir_fd = os.open(target.parent, os.O_RDONLY)
             try:

@@ -16,12 +16,11 @@ signs, and which this server itself may not be able to reach.
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
-import shutil
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -30,13 +29,12 @@ import anyio.to_thread
 import obstore
 from obstore.store import S3Store
 
-from filejob.storage.base import BlobInfo, BlobNotFound, DownloadHeaders
-from filejob.storage.ingest import copy_file
+from filejob.storage.base import Abilities, BlobInfo, BlobNotFound, DownloadHeaders, abilities_of
 from filejob.storage.spool import UploadSpool
-from filejob.storage.tmpfiles import TempFiles
+from filejob.storage.temp_area import TempArea
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from botocore.client import BaseClient  # type: ignore[import-untyped]
 
 PART_SIZE = 8 * 1024 * 1024
 READ_BUFFER = 1024 * 1024
@@ -83,9 +81,7 @@ class S3BlobReader:
     def __init__(self, store: S3Store, key: str, size: int) -> None:
         self.size = size
         self._store, self._key = store, key
-        self.file: BinaryIO = io.BufferedReader(  # type: ignore[assignment]
-            _RangeFile(store, key, size), buffer_size=READ_BUFFER
-        )
+        self.file: BinaryIO = io.BufferedReader(_RangeFile(store, key, size), READ_BUFFER)
 
     def read_at(self, offset: int, size: int) -> bytes:
         size = min(size, self.size - offset)
@@ -99,12 +95,10 @@ class S3BlobWriter:
     def __init__(self, storage: S3Storage, key: str, *, named: bool = False) -> None:
         self._storage, self._key = storage, key
         if named:
-            self.file, self.path = storage.temp_files.open_named()
+            self.file, self.path = storage.temp.open_named()
             self._named: Path | None = self.path
         else:
-            self.file, self._named = storage.temp_files.open()
-        if self._named is not None:
-            storage.in_use.add(self._named)  # the temp sweep must not take it from a live job
+            self.file, self._named = storage.temp.open()
 
     async def commit(self) -> BlobInfo:
         try:
@@ -115,11 +109,7 @@ class S3BlobWriter:
         return BlobInfo(self._key, size, datetime.now(UTC))
 
     async def discard(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        if self._named is not None:
-            self._named.unlink(missing_ok=True)
-            self._storage.in_use.discard(self._named)
+        self._storage.temp.close(self.file, self._named)
 
 
 class S3Storage:
@@ -129,10 +119,9 @@ class S3Storage:
         self, store: S3Store, data_dir: Path, presigner: S3Presigner | None = None
     ) -> None:
         self.store = store
-        self.tmp_dir = data_dir / "tmp"
-        self.temp_files = TempFiles(self.tmp_dir)
-        self.in_use: set[Path] = set()  # named temp files of writers still open
+        self.temp = TempArea(data_dir / "tmp")
         self.presigner = presigner
+        self.abilities: Abilities = abilities_of(self)
 
     @classmethod
     def from_url(
@@ -170,7 +159,7 @@ class S3Storage:
         return cls(store, data_dir, presigner)
 
     def new_spool(self, memory_bytes: int) -> UploadSpool:
-        return UploadSpool(self.temp_files, memory_bytes, early_writeback=False)
+        return self.temp.new_spool(memory_bytes, early_writeback=False)
 
     # -- core -----------------------------------------------------------------------------
 
@@ -180,18 +169,9 @@ class S3Storage:
     async def create_named(self, key: str) -> S3BlobWriter:
         return await anyio.to_thread.run_sync(lambda: S3BlobWriter(self, key, named=True))
 
-    @asynccontextmanager
-    async def local_copy(self, source: BinaryIO) -> AsyncIterator[Path]:
+    def local_copy(self, source: BinaryIO) -> AbstractAsyncContextManager[Path]:
         """`source` copied to a named temp file (for a processor in a child process)."""
-        file, path = self.temp_files.open_named()
-        self.in_use.add(path)
-        try:
-            await anyio.to_thread.run_sync(copy_file, source, file)
-            yield path
-        finally:
-            file.close()
-            path.unlink(missing_ok=True)
-            self.in_use.discard(path)
+        return self.temp.local_copy(source)
 
     async def open(self, key: str) -> S3BlobReader:
         info = await self.stat(key)
@@ -212,18 +192,18 @@ class S3Storage:
             await obstore.delete_async(self.store, key)
         return existed
 
-    async def list(self) -> list[BlobInfo]:
-        found: list[BlobInfo] = []
+    async def list(self) -> builtins.list[BlobInfo]:
+        found: builtins.list[BlobInfo] = []
         async for batch in obstore.list(self.store, chunk_size=1000):
             found.extend(BlobInfo(m["path"], m["size"], m["last_modified"]) for m in batch)
         return found
 
     async def sweep_temp(self, older_than: float) -> int:
-        return await anyio.to_thread.run_sync(self.temp_files.sweep, older_than, self.in_use)
+        return await anyio.to_thread.run_sync(self.temp.sweep, older_than)
 
     def free_bytes(self) -> int:
         """Free space for spools: uploads still land on the local disk first."""
-        return shutil.disk_usage(self.tmp_dir).free
+        return self.temp.free_bytes()
 
     # -- direct downloads -----------------------------------------------------------------
 
@@ -292,8 +272,8 @@ class S3Presigner:
     def _s3(self) -> BaseClient:
         with self._making:
             if self._client is None:
-                import botocore.session
-                from botocore.config import Config
+                import botocore.session  # type: ignore[import-untyped]
+                from botocore.config import Config  # type: ignore[import-untyped]
 
                 # Stores other than AWS are reached by path (bucket in the path, as obstore
                 # does); AWS by virtual host where the bucket name allows it.

@@ -15,16 +15,28 @@ import hashlib
 import io
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from filejob.storage.tmpfiles import TempFiles, start_writeback
+from filejob.storage.tmpfiles import start_writeback
+
+
+class SpoolFiles(Protocol):
+    """Where a spool rolls over to: the backend's `TempArea` (or memory, for `MemoryStorage`)."""
+
+    def open(self) -> tuple[BinaryIO, Path | None]:
+        """A new read/write file, and its path if it has one."""
+        ...
+
+    def close(self, file: BinaryIO, path: Path | None) -> None:
+        """Close a file from `open` and remove its path, if any."""
+        ...
 
 
 class UploadSpool(io.RawIOBase):
     """A seekable binary file for one uploaded part; see the module doc."""
 
     def __init__(
-        self, temp_files: TempFiles, memory_bytes: int, *, early_writeback: bool = False
+        self, temp_files: SpoolFiles, memory_bytes: int, *, early_writeback: bool = False
     ) -> None:
         super().__init__()
         self._temp_files = temp_files
@@ -114,7 +126,8 @@ class UploadSpool(io.RawIOBase):
         with self._lock:
             if self.closed:
                 return
-            self._file.close()
-            if self.named_path is not None:
-                self.named_path.unlink(missing_ok=True)
+            if self._rolled:
+                self._temp_files.close(self._file, self.named_path)
+            else:
+                self._file.close()
             super().close()

@@ -26,7 +26,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
+
+
+class HasFileno(Protocol):
+    """An open file, as far as linking it needs: its descriptor."""
+
+    def fileno(self) -> int: ...
+
 
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
@@ -145,7 +152,7 @@ class TempFiles:
         fd, name = tempfile.mkstemp(dir=self.directory, suffix=".part")
         return os.fdopen(_held(fd), "w+b"), Path(name)
 
-    def link(self, file: BinaryIO, named: Path | None, target: Path) -> None:
+    def link(self, file: HasFileno, named: Path | None, target: Path) -> None:
         """Give the temp file the (new, not yet existing) name `target`."""
         if named is not None:
             os.link(named, target)

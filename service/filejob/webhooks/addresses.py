@@ -114,12 +114,13 @@ def parse_callback_url(raw: str, *, allow_private: bool) -> CallbackTarget:
     if url.netloc.rpartition("@")[2].startswith("["):
         host = url.hostname
         try:
-            literal: IPAddress | None = ipaddress.IPv6Address(host)
+            bracketed = ipaddress.IPv6Address(host)
         except ValueError as exc:
             raise InvalidCallbackUrl("callback_url's [host] is not an IPv6 address.") from exc
-        if literal.scope_id:
+        if bracketed.scope_id:
             # A zone names an interface of this machine: no part of a callback's address.
             raise InvalidCallbackUrl("callback_url's IPv6 address must not carry a zone.")
+        literal: IPAddress | None = bracketed
     else:
         host = normalise_host(url.hostname)
         literal = _literal(host)

@@ -1,9 +1,9 @@
 """Webhook delivery: POST a final job's JSON to its `callback_url`, signed, with retries.
 
-Delivery state lives on the job row (see `JobRepository.transition`, which marks a callback
-pending when the job becomes final), so a delivery survives a restart and every attempt is
-visible on the job. Each attempt is claimed with a compare-and-set, so two servers polling
-the same database never send the same attempt twice.
+Delivery state lives on the job row (`JobRepository.transition` marks a callback pending
+when the job becomes final; `CallbackRepository` does the rest), so a delivery survives a
+restart and every attempt is visible on the job. Each attempt is claimed with a
+compare-and-set, so two servers polling the same database never send the same attempt twice.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from filejob.auth.repository import ApiKeyRepository
 from filejob.db.engine import Database
 from filejob.errors import FilejobError
 from filejob.jobs.model import Job, utcnow
-from filejob.jobs.repository import JobRepository
+from filejob.jobs.states import CallbackState
 from filejob.webhooks.addresses import parse_callback_url, resolve_public
+from filejob.webhooks.repository import CallbackRepository
 from filejob.webhooks.signature import HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class WebhookDispatcher:
         """Make every attempt that is due now; return how many were made. Each delivery is
         claimed, attempted and recorded on its own: what one raises never touches another."""
         async with self.db.read() as session:
-            due = await JobRepository(session).callbacks_due(utcnow())
+            due = await CallbackRepository(session).due(utcnow())
         made: list[str] = []
         async with anyio.create_task_group() as group:
             for job in due:
@@ -89,9 +90,9 @@ class WebhookDispatcher:
             # Claimed only once a slot is free, so the lease covers the attempt, not the wait.
             lease = utcnow() + timedelta(seconds=self.policy.timeout * 2 + 30)
             try:
-                assert job.callback_next_at is not None  # callbacks_due selects on it
+                assert job.callback_next_at is not None  # `due` selects on it
                 async with self.db.write() as session:
-                    claimed = await JobRepository(session).claim_callback(
+                    claimed = await CallbackRepository(session).claim(
                         job.id, job.callback_next_at, lease
                     )
             except Exception:  # unclaimed, it stays due for the next pass
@@ -133,9 +134,9 @@ class WebhookDispatcher:
             "callback_last_result": outcome[:200],
         }
         if delivered:
-            values.update(callback_state="delivered", callback_delivered_at=utcnow())
+            values.update(callback_state=CallbackState.DELIVERED, callback_delivered_at=utcnow())
         elif final or attempt >= self.policy.max_attempts:
-            values.update(callback_state="failed", callback_next_at=None)
+            values.update(callback_state=CallbackState.FAILED, callback_next_at=None)
         else:
             delay = min(self.policy.retry_delay * 2 ** (attempt - 1), MAX_RETRY_DELAY)
             delay *= random.uniform(0.9, 1.1)  # keeps a burst of retries from lining up
@@ -144,7 +145,7 @@ class WebhookDispatcher:
             # An attempt made is recorded even if the server is stopping meanwhile.
             with anyio.CancelScope(shield=True):
                 async with self.db.write() as session:
-                    await JobRepository(session).record_callback(job.id, **values)
+                    await CallbackRepository(session).record(job.id, **values)
         except Exception:  # the claim lapses and the attempt is made again
             log.exception("webhook %s attempt %d (%s) was not recorded", job.id, attempt, outcome)
             return

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import PROFILES
-
-SECRET = "test-secret-0123456789-abcdefghijklmnop"
-OLD_SECRET = "old-secret-0123456789-abcdefghijklmnopq"
-
-KeyClient = Callable[..., Awaitable[httpx.AsyncClient]]
+from tests.support.auth import SECRET, KeyClient, tenant
+from tests.support.settings import PROFILES
 
 
 @pytest.fixture
@@ -28,13 +24,7 @@ async def key_client(app: FastAPI) -> AsyncIterator[KeyClient]:
     clients: list[httpx.AsyncClient] = []
 
     async def make(name: str = "alice", **limits: Any) -> httpx.AsyncClient:
-        key, token = await app.state.services.auth.keys.create(name, **limits)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://filejob.test",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        client.key = key  # type: ignore[attr-defined]
+        client = await tenant(app, name, **limits)
         clients.append(client)
         return client
 

@@ -10,8 +10,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from tests.api.auth.conftest import KeyClient
-from tests.support import CountingBody, submit, wait_for_status
+from tests.support.auth import KeyClient
+from tests.support.jobs import submit, wait_for_status
+from tests.support.multipart import CountingBody
 
 V1_REQUESTS = [
     ("GET", "/v1/jobs"),

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from tests.api.auth.conftest import KeyClient
-from tests.support import submit, wait_for_status
+from tests.support.auth import KeyClient
+from tests.support.jobs import submit, wait_for_status
 
 MISSING = "AAAAAAAAAAAAAAAAAAAAAA"  # the shape of a job id, but no job has it
 

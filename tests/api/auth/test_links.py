@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 
 from filejob.auth.links import LinkSigner
-from tests.api.auth.conftest import OLD_SECRET, SECRET, KeyClient
-from tests.support import submit, wait_for_status
+from tests.support.auth import OLD_SECRET, SECRET, KeyClient
+from tests.support.jobs import submit, wait_for_status
 
 
 @pytest.fixture

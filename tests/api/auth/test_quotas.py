@@ -9,8 +9,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.api.auth.conftest import KeyClient
-from tests.support import GATES, CountingBody, stored, submit, wait_for_status
+from tests.support.auth import KeyClient
+from tests.support.jobs import submit, wait_for_status
+from tests.support.multipart import CountingBody
+from tests.support.processors import GATES
+from tests.support.storage import stored
 
 
 async def test_active_jobs_are_limited_per_key(

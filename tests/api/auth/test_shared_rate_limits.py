@@ -16,8 +16,8 @@ import redis.asyncio as redis
 from filejob.app import create_app
 from filejob.auth.ratelimit import RateLimiter
 from filejob.config import Settings
-from tests.services import free_port
-from tests.support import test_registry
+from tests.support.ports import free_port
+from tests.support.processors import test_registry
 
 # The machine's Redis (see .ci/run); each test's counters are keyed by its own new API key.
 REDIS = os.environ.get("FILEJOB_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -1,10 +1,10 @@
-"""Fixtures for this directory."""
+"""Every test here runs on each deployment profile."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PROFILES
+from tests.support.settings import PROFILES
 
 
 @pytest.fixture(params=PROFILES)

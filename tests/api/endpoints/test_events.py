@@ -15,7 +15,9 @@ from sqlalchemy import update
 
 from filejob.db.engine import conninfo
 from filejob.jobs.model import Job, utcnow
-from tests.support import GATES, eventually, submit
+from tests.support.jobs import submit
+from tests.support.processors import GATES
+from tests.support.wait import wait_until_async
 
 
 def parse(stream: str) -> list[dict[str, Any]]:
@@ -84,7 +86,7 @@ async def holding(client: httpx.AsyncClient, job_id: str) -> None:
     async def done_its_step() -> bool:
         return (await client.get(f"/v1/jobs/{job_id}")).json()["progress"] == 1
 
-    await eventually(done_its_step)
+    await wait_until_async(done_its_step)
 
 
 async def test_a_long_poll_answers_when_the_job_changes(client: httpx.AsyncClient) -> None:
@@ -133,7 +135,7 @@ async def long_poll_across(
         return job_id in watcher._waiters
 
     try:
-        await eventually(waited_on)
+        await wait_until_async(waited_on)
         await asyncio.sleep(0.2)  # its first poll (on the waiter's arrival) has seen no change
         await change(job_id)
         return (await poll).json()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support import stored
+from tests.support.storage import stored
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:

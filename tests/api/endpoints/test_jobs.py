@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -13,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GATES, stored, submit, wait_for_status
+from tests.support.jobs import submit, wait_for_status
+from tests.support.processors import GATES
+from tests.support.storage import stored
+from tests.support.wait import wait_until_async
 
 JOB_FIELDS = {
     "id",
@@ -95,12 +97,14 @@ async def test_progress_is_persisted_while_running(
             client, b"x" * 100, "slow", params={"steps": 4, "step_seconds": 0.02, "gate": "t"}
         )
     ).json()
-    seen = []
-    with __import__("anyio").fail_after(30):
-        while not seen or seen[-1] < 1.0:
-            body = (await client.get(f"/v1/jobs/{job['id']}")).json()
-            seen.append(body["progress"])
-            await asyncio.sleep(0.02)
+    seen: list[float] = []
+
+    async def all_steps_done() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/v1/jobs/{job['id']}")).json()
+        seen.append(body["progress"])
+        return body if body["progress"] >= 1.0 else None
+
+    body = await wait_until_async(all_steps_done, timeout=30)
     assert body["status"] == "running"  # held at the gate with all steps done
     assert seen == sorted(seen)
     gate.set()

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.endpoints.test_submit import assert_clean, job_rows
-from tests.support import submit
+from tests.support.jobs import submit
+from tests.support.storage import assert_clean, job_rows
 
 
 @pytest.fixture

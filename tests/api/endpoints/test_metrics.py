@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import GATES, submit, wait_for_status
+from tests.support.jobs import submit, wait_for_status
+from tests.support.processors import GATES
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from filejob.app import create_app
 from filejob.config import Settings
-from tests.support import submit, test_registry, wait_for_status
+from tests.support.jobs import submit, wait_for_status
+from tests.support.processors import test_registry
 
 TTL = 123  # FILEJOB_S3_PRESIGN_TTL in these tests
 

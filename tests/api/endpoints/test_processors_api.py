@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import submit
+from tests.support.jobs import submit
 
 
 async def test_processors_listed_with_schemas(client: httpx.AsyncClient) -> None:

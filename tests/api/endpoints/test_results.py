@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GATES, stored, submit
+from tests.support.jobs import submit
+from tests.support.processors import GATES
+from tests.support.storage import stored
 
 
 async def finished_job(

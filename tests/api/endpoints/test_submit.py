@@ -11,21 +11,15 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
 
-from filejob.jobs.model import Job
-from tests.support import blob_bytes, stored, submit
+from tests.support.jobs import submit
+from tests.support.storage import assert_clean, blob_bytes, job_rows, stored
 
 PNG_EXE = b"MZ\x90\x00" + os.urandom(4096)
 TRUNCATED = (
     b'--xyz\r\nContent-Disposition: form-data; name="processor"\r\n\r\nchecksum\r\n'
     b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'
 )
-
-
-async def job_rows(app: Any) -> int:
-    async with app.state.services.jobs.db.read() as session:
-        return await session.scalar(select(func.count()).select_from(Job))
 
 
 def png_bytes() -> bytes:
@@ -81,11 +75,6 @@ async def test_job_runs_in_background_and_succeeds(
     import zstandard
 
     assert zstandard.ZstdDecompressor().decompressobj().decompress(body) == content
-
-
-async def assert_clean(app: Any) -> None:
-    leftovers = await stored(app)
-    assert leftovers == [], leftovers
 
 
 @pytest.mark.parametrize(

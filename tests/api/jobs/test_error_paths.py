@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from filejob.jobs.error_text import folders_of, scrub_paths
-from tests.support import submit
+from tests.support.jobs import submit
 
 REPO = Path(__file__).resolve().parents[3]
 # Two or more segments after a slash that follows no word, dot, colon or slash: a path, not
@@ -108,7 +108,7 @@ async def test_a_third_party_processors_error_loses_its_paths(
         assert message.startswith("cannot read <")
     # The operator's log keeps what the processor said, paths and all.
     raised = [r.getMessage() for r in caplog.records if "as raised" in r.getMessage()]
-    assert raised and ("support.py" in raised[0] or "filejob-leaky" in raised[0])
+    assert raised and ("support/processors.py" in raised[0] or "filejob-leaky" in raised[0])
 
 
 def test_known_paths_get_their_names_and_other_paths_a_placeholder(tmp_path: Path) -> None:

@@ -12,11 +12,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from filejob.jobs.control import StopSignal
 from filejob.jobs.repository import JobRepository
-from filejob.jobs.runner import RunControl
 from filejob.jobs.states import JobStatus
-from tests.conftest import PROFILES
-from tests.support import GATES, blob_bytes, eventually, stored, submit, wait_for_status
+from tests.support.jobs import submit, wait_for_status
+from tests.support.processors import GATES
+from tests.support.settings import PROFILES
+from tests.support.storage import blob_bytes, stored
+from tests.support.wait import wait_until_async as eventually
 
 
 @pytest.fixture
@@ -48,7 +51,7 @@ async def test_a_stale_attempt_is_refused(
         )
     runner = app.state.services.executor.runner
     async with anyio.create_task_group() as tg:
-        tg.start_soon(runner.run, job_id, None, RunControl())
+        tg.start_soon(runner.run, job_id, None, StopSignal())
 
         async def attempt_2_claimed() -> bool:
             return (await client.get(f"/v1/jobs/{job_id}")).json()["attempts"] == 2

@@ -8,11 +8,13 @@ from typing import Any
 
 import anyio
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs installed
 import pytest
 
-from tests.conftest import PROFILES
-from tests.support import eventually, stored, submit, wait_for_status
+from tests.support.jobs import submit, wait_for_status
+from tests.support.settings import PROFILES
+from tests.support.storage import stored
+from tests.support.wait import wait_until_async as eventually
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ import pytest
 
 from filejob.app import create_app
 from filejob.config import Settings
-from tests.conftest import PROFILES
-from tests.support import submit, test_registry, wait_for_status
+from tests.support.jobs import submit, wait_for_status
+from tests.support.processors import test_registry
+from tests.support.settings import PROFILES
 
 
 @pytest.fixture(params=PROFILES)

@@ -16,8 +16,10 @@ from filejob.app import create_app
 from filejob.config import Settings
 from filejob.jobs.model import Job
 from filejob.jobs.runner import backoff
-from tests.conftest import PROFILES
-from tests.support import stored, submit, test_registry
+from tests.support.jobs import submit
+from tests.support.processors import test_registry
+from tests.support.settings import PROFILES
+from tests.support.storage import stored
 
 
 @pytest.fixture(params=PROFILES)

@@ -13,8 +13,10 @@ from sqlalchemy import update
 from filejob import worker
 from filejob.jobs.executors import inprocess
 from filejob.jobs.model import Job
-from tests.conftest import PROFILES
-from tests.support import fail_finishing, stored_files, submit, wait_for_status
+from tests.support.faults import fail_finishing
+from tests.support.jobs import submit, wait_for_status
+from tests.support.settings import PROFILES
+from tests.support.storage import stored_files
 
 
 async def test_processor_bug_fails_job_without_leftovers(

@@ -16,8 +16,9 @@ from filejob.jobs.model import Job, utcnow
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
 from filejob.jobs.sweeper import Sweeper
-from tests.conftest import PROFILES
-from tests.support import blob_bytes, stored, submit
+from tests.support.jobs import submit
+from tests.support.settings import PROFILES
+from tests.support.storage import blob_bytes, stored
 
 
 def sweeper_for(app: Any, *, ttl: float = 3600, grace: float = 600) -> Sweeper:
@@ -223,14 +224,14 @@ async def test_temp_sweep_spares_a_blob_between_staging_and_its_name(
     """A commit links the temp file into tmp/ and then renames it into place; a sweep with no
     grace that runs between the two steps must not take it."""
     storage = app.state.services.jobs.storage
-    link = storage.temp_files.link
+    link = storage.temp.files.link
     swept: list[int] = []
 
     def link_then_sweep(*args: Any) -> None:
         link(*args)
-        swept.append(storage.temp_files.sweep(0, storage.in_use))
+        swept.append(storage.temp.sweep(0))
 
-    monkeypatch.setattr(storage.temp_files, "link", link_then_sweep)
+    monkeypatch.setattr(storage.temp.files, "link", link_then_sweep)
     await put_blob(app, "results/abcdef.1", b"whole")
     assert swept == [0]
     assert await blob_bytes(app, "results/abcdef.1") == b"whole"

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import stored_files, submit, wait_for_status
+from tests.support.jobs import submit, wait_for_status
+from tests.support.storage import stored_files
 
 
 @pytest.fixture

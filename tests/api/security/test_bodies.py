@@ -12,17 +12,9 @@ import httpx
 import pytest
 
 from filejob.api.uploads.route import FORM_OVERHEAD_BYTES
-from tests.api.security.conftest import (
-    BOUNDARY,
-    JOBS,
-    MULTIPART,
-    Snapshot,
-    assert_problem,
-    assert_unchanged,
-    closing,
-    field_part,
-    upload_body,
-)
+from tests.support.multipart import BOUNDARY, JOBS, MULTIPART, closing, field_part, upload_body
+from tests.support.problems import assert_problem
+from tests.support.snapshots import Snapshot, assert_unchanged
 
 LIMIT = 64 * 1024  # FILEJOB_MAX_UPLOAD_BYTES here
 CHUNK = 64 * 1024
@@ -134,7 +126,10 @@ async def test_nonsense_content_length_is_refused_not_a_server_error(
         response = await client.post(
             JOBS,
             content=upload_body(b"abc"),
-            headers={"content-type": MULTIPART, "content-length": declared.encode("latin-1")},
+            headers={
+                b"content-type": MULTIPART.encode(),
+                b"content-length": declared.encode("latin-1"),
+            },
         )
     assert response.status_code < 500, response.text
     if declared.isascii() and declared.isdigit():

@@ -16,17 +16,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.api.security.conftest import (
-    JOBS,
-    MULTIPART,
-    Snapshot,
-    assert_problem,
-    assert_unchanged,
-    blob_paths,
-    field_part,
-    take_snapshot,
-    upload_body,
-)
+from tests.support.multipart import JOBS, MULTIPART, field_part, upload_body
+from tests.support.problems import assert_problem
+from tests.support.snapshots import Snapshot, assert_unchanged, take_snapshot
+from tests.support.storage import blob_paths
 
 PE_EXE = b"MZ" + b"\x90\x00" * 100
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 120

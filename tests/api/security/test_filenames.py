@@ -14,16 +14,9 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from tests.api.security.conftest import (
-    JOBS,
-    MULTIPART,
-    Snapshot,
-    blob_paths,
-    is_safe_display_name,
-    quoted,
-    take_snapshot,
-    upload_body,
-)
+from tests.support.multipart import JOBS, MULTIPART, quoted, upload_body
+from tests.support.snapshots import Snapshot, take_snapshot
+from tests.support.storage import blob_paths
 
 CONTENT = b"the same harmless bytes\n"
 ETC_PASSWD = Path("/etc/passwd")
@@ -36,6 +29,20 @@ _ATTR_CHARS = re.compile(r"(?:[A-Za-z0-9!#$&+.^_`|~-]|%[0-9A-F]{2})+")
 
 def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file() and not _DB_FILES.search(p.name)}
+
+
+def is_safe_display_name(name: str, max_bytes: int = 255) -> bool:
+    """What a shown filename must be: non-empty NFC of at most `max_bytes` bytes, without
+    separators, control characters or spaces other than " ", and not "." or ".."."""
+    return (
+        bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and not any(unicodedata.category(ch)[0] in ("C", "Z") and ch != " " for ch in name)
+        and len(name.encode()) <= max_bytes
+        and unicodedata.is_normalized("NFC", name)
+        and name not in (".", "..")
+    )
 
 
 def etc_passwd_state() -> tuple[int, int] | None:

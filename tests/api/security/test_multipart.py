@@ -12,20 +12,18 @@ import httpx
 import pytest
 
 from filejob.api.uploads.route import MAX_BOUNDARY_BYTES, MAX_PART_HEADER_BYTES
-from tests.api.security.conftest import (
+from tests.support.multipart import (
     BOUNDARY,
     JOBS,
     MULTIPART,
-    Snapshot,
-    assert_problem,
-    assert_unchanged,
-    blob_paths,
     closing,
     field_part,
     file_part,
-    take_snapshot,
     upload_body,
 )
+from tests.support.problems import assert_problem
+from tests.support.snapshots import Snapshot, assert_unchanged, take_snapshot
+from tests.support.storage import blob_paths
 
 CONTENT = b"payload bytes " * 64
 

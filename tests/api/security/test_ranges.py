@@ -13,15 +13,9 @@ import pytest
 from fastapi import FastAPI
 
 from filejob.config import Settings
-from tests.api.security.conftest import (
-    JOBS,
-    MULTIPART,
-    Snapshot,
-    assert_problem,
-    assert_unchanged,
-    take_snapshot,
-    upload_body,
-)
+from tests.support.multipart import JOBS, MULTIPART, upload_body
+from tests.support.problems import assert_problem
+from tests.support.snapshots import Snapshot, assert_unchanged, take_snapshot
 
 LONG = 10 * 1024  # a 10 KiB header
 
@@ -54,6 +48,8 @@ async def result(
 async def get_range(
     client: httpx.AsyncClient, result: dict[str, Any], header: str | bytes
 ) -> httpx.Response:
+    if isinstance(header, bytes):  # sent byte for byte
+        return await client.get(result["url"], headers={b"range": header})
     return await client.get(result["url"], headers={"range": header})
 
 

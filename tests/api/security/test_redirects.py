@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.security.conftest import assert_problem
+from tests.support.problems import assert_problem
 
 
 @pytest.mark.parametrize(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Annotated, Any
 
 import httpx
 import pytest
 from fastapi import BackgroundTasks, FastAPI, Form, UploadFile
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from filejob.api.uploads.owned import OwnedUpload
-from tests.support import submit, wait_for_status
+from tests.support.jobs import submit, wait_for_status
 
 
-def deferring_app(pending: list[UploadFile]) -> FastAPI:
+def deferring_app(pending: list[StarletteUpload]) -> FastAPI:
     """An app whose 'executor' only queues: the work happens after the request is over."""
     app = FastAPI()
 
@@ -30,7 +32,7 @@ def deferring_app(pending: list[UploadFile]) -> FastAPI:
 
 @pytest.mark.parametrize("size", [1000, 3 * 1024 * 1024])  # in memory, and rolled to disk
 async def test_bare_uploadfile_is_closed_before_deferred_work(size: int) -> None:
-    pending: list[UploadFile] = []
+    pending: list[StarletteUpload] = []
     transport = httpx.ASGITransport(app=deferring_app(pending))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.post("/upload", files={"file": ("a.bin", os.urandom(size))})
@@ -42,7 +44,7 @@ async def test_bare_uploadfile_is_closed_before_deferred_work(size: int) -> None
 
 @pytest.mark.parametrize("size", [1000, 3 * 1024 * 1024])
 async def test_owned_upload_survives_the_request_until_released(size: int) -> None:
-    pending: list[UploadFile] = []
+    pending: list[StarletteUpload] = []
     content = os.urandom(size)
     transport = httpx.ASGITransport(app=deferring_app(pending))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -62,10 +64,6 @@ async def test_owned_upload_survives_the_request_until_released(size: int) -> No
 
 
 async def test_take_is_idempotent() -> None:
-    import io
-
-    from starlette.datastructures import UploadFile as StarletteUpload
-
     original = StarletteUpload(io.BytesIO(b"abc"), filename="a")
     owned = OwnedUpload.take(original)
     assert OwnedUpload.take(owned) is owned

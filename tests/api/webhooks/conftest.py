@@ -1,87 +1,23 @@
-"""A real webhook receiver: an HTTP server on 127.0.0.1 in a thread, with scripted replies."""
+"""A real webhook receiver, a client for a key `alice`, and deliveries kept on 127.0.0.1."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import PROFILES
-
-
-@dataclass
-class Delivery:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    url: str
-    deliveries: list[Delivery] = field(default_factory=list)
-    # Replies, in order; the last one repeats. An int is a status; ("sleep", s) stalls first;
-    # ("trickle", s) sends a 200 one byte every s seconds; ("redirect", path) answers 302.
-    replies: list[object] = field(default_factory=lambda: [200])
-
-    def next_reply(self) -> object:
-        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+from tests.support.auth import tenant
+from tests.support.settings import PROFILES
+from tests.support.webhooks import Receiver, receiving
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            body = self.rfile.read(length)
-            hook = state["receiver"]
-            hook.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
-            reply = hook.next_reply()
-            if isinstance(reply, tuple) and reply[0] == "sleep":
-                time.sleep(reply[1])
-                reply = 200
-            if isinstance(reply, tuple) and reply[0] == "trickle":
-                # Each byte of the reply well within a read timeout, the whole far past it.
-                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
-                    try:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                    except OSError:  # the sender gave up
-                        break
-                    time.sleep(reply[1])
-                self.close_connection = True
-                return
-            if isinstance(reply, tuple) and reply[0] == "redirect":
-                self.send_response(302)
-                self.send_header("Location", reply[1])
-            else:
-                assert isinstance(reply, int)
-                self.send_response(reply)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state["receiver"] = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state["receiver"]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with receiving() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -110,15 +46,3 @@ def loopback_only(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
         return await send(request, **kwargs)
 
     monkeypatch.setattr(client, "send", loopback_send)
-
-
-async def tenant(app: FastAPI, name: str) -> httpx.AsyncClient:
-    """A client acting for a new API key `name` (its key row as `.key`); close it after use."""
-    key, token = await app.state.services.auth.keys.create(name)
-    client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://filejob.test",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    client.key = key  # type: ignore[attr-defined]
-    return client

@@ -16,10 +16,14 @@ from fastapi import FastAPI
 
 from filejob.jobs.model import utcnow
 from filejob.jobs.repository import JobRepository
+from filejob.jobs.states import CallbackState
 from filejob.webhooks import addresses
+from filejob.webhooks.repository import CallbackRepository
 from filejob.webhooks.signature import verify
-from tests.api.webhooks.conftest import Receiver, tenant
-from tests.support import stored, submit, wait_for_status
+from tests.support.auth import tenant
+from tests.support.jobs import submit, wait_for_status
+from tests.support.storage import stored
+from tests.support.webhooks import Receiver
 
 SECRET = "hook-secret-0123456789-abcdefghijklmnop"
 CIRCLED_LOCALHOST = "\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3"  # "localhost"
@@ -154,15 +158,15 @@ async def test_the_backoff_doubles(app: FastAPI, alice: Any, receiver: Receiver)
     await wait_for_status(alice, job_id, "succeeded")
     gaps = []
     async with slow.db.read() as session:
-        from filejob.jobs.repository import JobRepository
-
         job = await JobRepository(session).get(job_id)
+    assert job is not None
     for attempt in (1, 2):
         async with slow.db.write() as session:  # make the next attempt due now
-            await JobRepository(session).record_callback(job_id, callback_next_at=job.finished_at)
+            await CallbackRepository(session).record(job_id, callback_next_at=job.finished_at)
         assert await slow.deliver_due() == 1
         async with slow.db.read() as session:
             job = await JobRepository(session).get(job_id)
+        assert job is not None and job.callback_next_at is not None
         assert job.callback_attempts == attempt
         gaps.append((job.callback_next_at - job.updated_at) / timedelta(seconds=1))
     await slow.close()
@@ -190,10 +194,10 @@ async def test_a_poisoned_delivery_leaves_every_other_alone(
         await run_until_idle()
         await wait_for_status(mallory, poisoned, "succeeded")
         async with db.write() as session:
-            await JobRepository(session).record_callback(
+            await CallbackRepository(session).record(
                 poisoned,
                 callback_url="http://a\u200db.example/x",
-                callback_state="pending",
+                callback_state=CallbackState.PENDING,
                 callback_next_at=utcnow(),
                 callback_attempts=0,
             )

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from tests.api.security.conftest import assert_problem
-from tests.support import stored, submit
+from tests.support.jobs import submit
+from tests.support.problems import assert_problem
+from tests.support.storage import stored
 
 SECRET = "hook-secret-0123456789-abcdefghijklmnop"
 FORBIDDEN = "callback_url_forbidden"

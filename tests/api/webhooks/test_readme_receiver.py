@@ -1,4 +1,5 @@
-"""The README's receiver code accepts a real delivery once, and refuses forgeries and replays."""
+"""The receiver code in docs/security.md accepts a real delivery once, and refuses forgeries
+and replays."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ import pytest
 from fastapi import FastAPI
 
 from filejob.webhooks.signature import sign
-from tests.api.webhooks.conftest import Receiver
 from tests.api.webhooks.test_delivery import SECRET, settled
-from tests.support import submit
+from tests.support.jobs import submit
+from tests.support.webhooks import Receiver
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 
 
-def readme_receiver() -> dict[str, Any]:
-    block = README.read_text().split("<!-- webhook-verify -->")[1].split("<!-- /webhook")[0]
+def documented_receiver() -> dict[str, Any]:
+    """The receiver from docs/security.md, run as written."""
+    block = PAGE.read_text().split("<!-- webhook-verify")[1].split("<!-- /webhook-verify -->")[0]
     code = block.split("```python")[1].split("```")[0]
     namespace: dict[str, Any] = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/security.md", "exec"), namespace)
     return namespace
 
 
@@ -31,13 +33,13 @@ def settings_overrides() -> dict[str, Any]:
     return {"auth": "required", "secret_key": SECRET, "webhook_allow_private": True}
 
 
-async def test_the_readme_receiver_verifies_real_deliveries(
+async def test_the_documented_receiver_verifies_real_deliveries(
     app: FastAPI,
     alice: Any,
     receiver: Receiver,
     run_until_idle: Callable[[], Any],
 ) -> None:
-    verify = readme_receiver()["verify_filejob_webhook"]
+    verify = documented_receiver()["verify_filejob_webhook"]
     created = await submit(alice, b"payload", callback_url=receiver.url)
     await run_until_idle()
     await settled(app, alice, created.json()["id"])

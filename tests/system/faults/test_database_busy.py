@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import stored_files, submit
+from tests.support.jobs import submit
+from tests.support.storage import stored_files
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@ from fastapi import FastAPI
 
 from filejob.app import create_app
 from filejob.db.migrations import upgrade
-from tests.conftest import make_settings
-from tests.support import CountingBody, submit, test_registry
+from tests.support.jobs import submit
+from tests.support.multipart import CountingBody
+from tests.support.processors import test_registry
+from tests.support.settings import make_settings
 
 MiB = 1024 * 1024
 

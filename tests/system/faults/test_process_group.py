@@ -11,48 +11,25 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs installed
 import pytest
 
-from tests.services import postgres_database
-from tests.system.faults.test_scale_out import start_worker as start_scale_out_worker
-from tests.system.live.conftest import (
+from filejob.client.api import FilejobClient
+from tests.support.jobs import submit_slow, wait_final, wait_running
+from tests.support.servers import (
+    processors_pythonpath,
     start_server,
+    start_worker,
     stop_server,
-    test_processors_on_path,
-    wait_final,
 )
+from tests.support.services import postgres_database
+from tests.support.storage import job_states
 
-STEP_SECONDS = 0.05
-
-
-def submit_slow(client: httpx.Client, steps: int) -> str:
-    params = f'{{"steps": {steps}, "step_seconds": {STEP_SECONDS}}}'
-    response = client.post(
-        "/v1/jobs",
-        data={"processor": "slow-child", "params": params},
-        files={"file": ("in.bin", os.urandom(64 * 1024))},
-    )
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
-
-
-def wait_running(client: httpx.Client, job_ids: list[str], timeout: float = 60) -> None:
-    """Until every job is running in its child: `running`, with progress reported."""
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = [client.get(f"/v1/jobs/{job_id}").json() for job_id in job_ids]
-        if all(job["status"] == "running" and job["progress"] > 0 for job in jobs):
-            return
-        assert time.monotonic() < deadline, jobs
-        time.sleep(0.02)
+CHILD = "slow-child"  # the jobs' processor: a slow copy in a child process
 
 
 def forkserver_children(server_pid: int) -> list[psutil.Process]:
@@ -83,11 +60,6 @@ def signal_group_or_each(pid: int, sig: signal.Signals, target: str) -> None:
         process.send_signal(sig)
 
 
-def rows(data_dir: Path) -> dict[str, tuple[str, int]]:
-    with sqlite3.connect(data_dir / "filejob.db") as db:
-        return {i: (s, a) for i, s, a in db.execute("select id, status, attempts from jobs")}
-
-
 @pytest.mark.parametrize(
     ("sig", "target"),
     [
@@ -101,15 +73,15 @@ def test_a_stop_signal_to_the_whole_group_drains_like_one_to_the_server(
 ) -> None:
     data_dir = tmp_path / "data"
     env = {
-        "PYTHONPATH": test_processors_on_path(tmp_path),
+        "PYTHONPATH": processors_pythonpath(tmp_path),
         "FILEJOB_WORKERS": "3",
         "FILEJOB_SHUTDOWN_GRACE": "3",
     }
-    process, url = start_server(data_dir, tmp_path / "server.log", start_new_session=True, **env)
+    process, url = start_server(data_dir, tmp_path / "server.log", env, start_new_session=True)
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            short = submit_slow(client, 40)  # ~2 s: finishes within the grace period
-            long = [submit_slow(client, 160) for _ in range(2)]  # ~8 s: do not
+        with FilejobClient(url, timeout=30) as client:
+            short = submit_slow(client, 40, CHILD)  # ~2 s: finishes within the grace period
+            long = [submit_slow(client, 160, CHILD) for _ in range(2)]  # ~8 s: do not
             wait_running(client, [short, *long])
             assert len(forkserver_children(process.pid)) >= 2
             signal_group_or_each(process.pid, sig, target)
@@ -117,13 +89,13 @@ def test_a_stop_signal_to_the_whole_group_drains_like_one_to_the_server(
     finally:
         stop_server(process)
 
-    after = rows(data_dir)
+    after = job_states(data_dir)
     assert after[short] == ("succeeded", 1)
     assert all(after[job_id] == ("queued", 0) for job_id in long), after  # attempt given back
 
-    process, url = start_server(data_dir, tmp_path / "server2.log", **env)
+    process, url = start_server(data_dir, tmp_path / "server2.log", env)
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with FilejobClient(url, timeout=30) as client:
             for job_id in long:
                 job = wait_final(client, job_id, timeout=120)
                 assert (job["status"], job["attempts"]) == ("succeeded", 1), job
@@ -133,14 +105,14 @@ def test_a_stop_signal_to_the_whole_group_drains_like_one_to_the_server(
 
 def test_a_child_killed_from_outside_is_retried(tmp_path: Path) -> None:
     env = {
-        "PYTHONPATH": test_processors_on_path(tmp_path),
+        "PYTHONPATH": processors_pythonpath(tmp_path),
         "FILEJOB_RETRY_BASE_DELAY": "0.1",
         "FILEJOB_RETRY_MAX_DELAY": "0.2",
     }
-    process, url = start_server(tmp_path / "data", tmp_path / "server.log", **env)
+    process, url = start_server(tmp_path / "data", tmp_path / "server.log", env)
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            job_id = submit_slow(client, 40)
+        with FilejobClient(url, timeout=30) as client:
+            job_id = submit_slow(client, 40, CHILD)
             wait_running(client, [job_id])
             (child,) = forkserver_children(process.pid)
             child.send_signal(signal.SIGKILL)  # as the OOM killer would
@@ -154,11 +126,11 @@ def test_a_child_killed_from_outside_is_retried(tmp_path: Path) -> None:
 def test_children_still_die_with_the_server(tmp_path: Path) -> None:
     """Shielded from stop signals, a child still ends when its server does, however it ends:
     the forkserver exits once the server is gone, and its children follow (PDEATHSIG)."""
-    env = {"PYTHONPATH": test_processors_on_path(tmp_path)}
-    process, url = start_server(tmp_path / "data", tmp_path / "server.log", **env)
+    env = {"PYTHONPATH": processors_pythonpath(tmp_path)}
+    process, url = start_server(tmp_path / "data", tmp_path / "server.log", env)
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            job_id = submit_slow(client, 2000)
+        with FilejobClient(url, timeout=30) as client:
+            job_id = submit_slow(client, 2000, CHILD)
             wait_running(client, [job_id])
         server = psutil.Process(process.pid)
         helpers = server.children(recursive=True)  # forkserver, child, resource tracker
@@ -181,21 +153,22 @@ def cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
     in one local folder, which every process of this machine shares)."""
     with postgres_database() as database_url:
         env = {
-            "PYTHONPATH": test_processors_on_path(tmp_path),
+            "PYTHONPATH": processors_pythonpath(tmp_path),
             "FILEJOB_DATABASE_URL": database_url,
             "FILEJOB_EXECUTOR": "procrastinate",
             "FILEJOB_SHUTDOWN_GRACE": "1",
         }
-        process, url = start_server(tmp_path / "data", tmp_path / "server.log", **env)
+        process, url = start_server(tmp_path / "data", tmp_path / "server.log", env)
         try:
             yield env, url
         finally:
             stop_server(process)
 
 
-def start_worker(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_grouped_worker(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """One job at a time, in a process group of its own, as a service manager starts it."""
     env = {"FILEJOB_DATA_DIR": str(data_dir), **env}
-    return start_scale_out_worker(env, log, concurrency=1, start_new_session=True)
+    return start_worker(env, log, concurrency=1, start_new_session=True)
 
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:
@@ -213,10 +186,11 @@ def test_a_stop_signal_to_a_workers_group_hands_its_job_to_another_worker(
     tmp_path: Path, cluster: tuple[dict[str, str], str], sig: signal.Signals
 ) -> None:
     env, url = cluster
-    workers = [start_worker(tmp_path / "data", env, tmp_path / f"worker{n}.log") for n in range(2)]
+    data_dir = tmp_path / "data"
+    workers = [start_grouped_worker(data_dir, env, tmp_path / f"worker{n}.log") for n in range(2)]
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            jobs = [submit_slow(client, 100) for _ in range(2)]  # ~5 s each: one per worker
+        with FilejobClient(url, timeout=30) as client:
+            jobs = [submit_slow(client, 100, CHILD) for _ in range(2)]  # ~5 s: one each
             wait_running(client, jobs)
             assert all(len(forkserver_children(w.pid)) == 1 for w in workers)
             os.killpg(workers[0].pid, sig)

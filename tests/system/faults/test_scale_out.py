@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from filejob.client.api import FilejobClient
 from filejob.db.engine import conninfo
 from filejob.processors.registry import ProcessorRegistry, builtin_processors
-from tests.services import postgres_database, s3_settings
-from tests.system.faults.test_sigkill import kill, post, reference_sha256, statuses, wait_for
-from tests.system.live.conftest import FILEJOB, start_server, stop_server
+from tests.support.harness import reference_sha256
+from tests.support.jobs import jobs_by_id, submit_bytes
+from tests.support.servers import kill, start_server, start_worker, stop_server
+from tests.support.services import postgres_database, s3_settings
+from tests.support.wait import wait_until
 
 MiB = 1024 * 1024
 JOBS = 40
@@ -48,22 +49,6 @@ def cluster_env(seaweedfs: str) -> Iterator[dict[str, str]]:
             "FILEJOB_SHUTDOWN_GRACE": "1",
             **{f"FILEJOB_{k.upper()}": v for k, v in s3_settings(seaweedfs).items()},
         }
-
-
-def start_worker(
-    env: dict[str, str], log: Path, *, concurrency: int = 2, start_new_session: bool = False
-) -> subprocess.Popen[bytes]:
-    """`filejob worker`; `start_new_session`: in a process group of its own, as a service
-    manager would start it."""
-    environment = {**os.environ, "FILEJOB_FSYNC": "false", "FILEJOB_LOG_LEVEL": "info", **env}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [FILEJOB, "worker", "--concurrency", str(concurrency)],
-            env=environment,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=start_new_session,
-        )
 
 
 def watch_events(url: str, job_id: str, seen: list[str]) -> None:
@@ -95,18 +80,16 @@ def test_killing_a_worker_and_an_api_server_loses_no_job(
     expected = {i: references[i % 4] for i in range(JOBS)}
 
     servers = [
-        start_server(tmp_path / f"api{n}", tmp_path / f"api{n}.log", **cluster_env)
-        for n in range(2)
+        start_server(tmp_path / f"api{n}", tmp_path / f"api{n}.log", cluster_env) for n in range(2)
     ]
     workers = [start_worker(cluster_env, tmp_path / f"worker{n}.log") for n in range(2)]
-    processes: list[Any] = [process for process, _ in servers] + workers
+    processes: list[subprocess.Popen[bytes]] = [process for process, _ in servers] + workers
+    clients = [FilejobClient(url) for _, url in servers]
     try:
         accepted: dict[str, int] = {}
-        for i, item in enumerate(items):
-            url = servers[i % 2][1]
-            job_id = post(url, *item)
-            assert job_id is not None
-            accepted[job_id] = i
+        for i, (name, params, data) in enumerate(items):
+            job = submit_bytes(clients[i % 2], data, name, params, filename="input")
+            accepted[job["id"]] = i
 
         # Live events of the last job (accepted by server 0, run by some worker), watched
         # from server 1 while everything else happens.
@@ -117,27 +100,29 @@ def test_killing_a_worker_and_an_api_server_loses_no_job(
 
         victim = workers[0]
         # Each worker runs at most 2: with 3 running, both are busy, the victim included.
-        wait_for(lambda: doing(cluster_env["FILEJOB_DATABASE_URL"]) >= 3, 60)
+        wait_until(lambda: doing(cluster_env["FILEJOB_DATABASE_URL"]) >= 3, timeout=60)
         kill(victim)  # mid-job: its running jobs must be rescued by the other worker
         kill(servers[0][0])  # the jobs it accepted live in PostgreSQL and S3, not in it
 
-        survivor = servers[1][1]
+        survivor = clients[1]
 
         def all_final() -> bool:
-            seen = statuses(survivor)
-            return all(seen[j]["status"] in ("succeeded", "failed") for j in accepted)
+            jobs = jobs_by_id(survivor)
+            return all(jobs[j]["status"] in ("succeeded", "failed") for j in accepted)
 
-        wait_for(all_final, 240)
+        wait_until(all_final, timeout=240)
         watcher.join(timeout=60)
         assert seen and seen[0] in ("queued", "running") and seen[-1] == "succeeded", seen
-        seen = statuses(survivor)
-        assert {seen[j]["status"] for j in accepted} == {"succeeded"}
-        assert any(seen[j]["attempts"] > 1 for j in accepted), "no job was running on the victim"
-        with httpx.Client(base_url=survivor, timeout=60) as client:
-            for job_id, i in accepted.items():
-                assert seen[job_id]["result"]["sha256"] == expected[i]
-                body = client.get(f"/v1/jobs/{job_id}/result").content
-                assert hashlib.sha256(body).hexdigest() == expected[i]
+        final = jobs_by_id(survivor)
+        assert {final[j]["status"] for j in accepted} == {"succeeded"}
+        assert any(final[j]["attempts"] > 1 for j in accepted), "no job was running on the victim"
+        for job_id, i in accepted.items():
+            assert final[job_id]["result"]["sha256"] == expected[i]
+            # The client checks the download against the job's sha256 (ApiError if not).
+            body = survivor.download(final[job_id], tmp_path / "result").read_bytes()
+            assert hashlib.sha256(body).hexdigest() == expected[i]
     finally:
+        for client in clients:
+            client.close()
         for process in processes:
             stop_server(process)  # SIGTERM, then SIGKILL if it lingers; workers alike

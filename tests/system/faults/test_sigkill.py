@@ -13,29 +13,30 @@ import csv
 import hashlib
 import io
 import json
-import os
 import random
-import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image
 
-from filejob.processors.base import ProcessorContext
+from filejob.client.api import FilejobClient
 from filejob.processors.registry import ProcessorRegistry, builtin_processors
-from tests.system.live.conftest import start_server, stop_server
+from tests.support.harness import reference_sha256
+from tests.support.jobs import jobs_by_id, submit_bytes
+from tests.support.servers import kill, start_server, stop_server
+from tests.support.wait import wait_until
 
 MiB = 1024 * 1024
 ENV = {"FILEJOB_WORKERS": "2", "FILEJOB_MAX_ATTEMPTS": "10"}
+Item = tuple[str, dict[str, Any], bytes]  # processor, params, input
 
 
-def make_inputs(
-    rng: random.Random, count: int, big: int
-) -> list[tuple[str, dict[str, Any], bytes]]:
+def make_inputs(rng: random.Random, count: int, big: int) -> list[Item]:
     """Mixed processors and sizes, the first one `big` bytes (slow to upload or compress)."""
     image = io.BytesIO()
     Image.new("RGB", (640, 480), (rng.randrange(256), 80, 160)).save(image, "PNG")
@@ -43,7 +44,7 @@ def make_inputs(
     writer = csv.writer(table)
     writer.writerow(["n", "name", "value"])
     writer.writerows([n, f"row{n}", n * 1.5] for n in range(5000))
-    choices = [
+    choices: list[tuple[str, dict[str, Any], Callable[[], bytes]]] = [
         ("checksum", {}, lambda: rng.randbytes(rng.choice([10, 200_000, 3 * MiB]))),
         (
             "compress",
@@ -59,28 +60,6 @@ def make_inputs(
         name, params, data = rng.choice(choices)
         items.append((name, params, data()))
     return items
-
-
-def reference_sha256(
-    registry: ProcessorRegistry, name: str, params: dict[str, Any], data: bytes
-) -> str:
-    processor = registry.get(name)
-    assert processor is not None
-
-    class Out(io.BytesIO):
-        def close(self) -> None:  # like the runner's output: processors may close it
-            pass
-
-    out = Out()
-    ctx = ProcessorContext(
-        input=io.BytesIO(data),
-        input_size=len(data),
-        input_filename="input",
-        input_content_type="application/octet-stream",
-        output=out,  # type: ignore[arg-type]
-    )
-    processor.run(ctx, processor.Params.model_validate(params))
-    return hashlib.sha256(out.getvalue()).hexdigest()
 
 
 class SlowBody(io.BytesIO):
@@ -99,120 +78,107 @@ class SlowBody(io.BytesIO):
         return chunk
 
 
-def post(url: str, name: str, params: dict[str, Any], data: bytes, body: Any = None) -> str | None:
-    """The job id if the server accepted the upload (202), None if it died first."""
+def post_trickling(url: str, item: Item, body: SlowBody) -> str | None:
+    """The job id if the server accepted the trickled upload (202), None if it died first
+    (raw HTTP: the project's client uploads from a file, at full speed)."""
+    name, params, _ = item
     try:
         response = httpx.post(
             f"{url}/v1/jobs",
             data={"processor": name, "params": json.dumps(params)},
-            files={"file": ("input", body or data, "application/octet-stream")},
+            files={"file": ("input", body, "application/octet-stream")},
             timeout=60,
         )
     except httpx.TransportError:
         return None
     assert response.status_code == 202, response.text
-    return response.json()["id"]
+    return str(response.json()["id"])
 
 
-def statuses(url: str) -> dict[str, dict[str, Any]]:
-    items = httpx.get(f"{url}/v1/jobs", params={"limit": 500}, timeout=30).json()["items"]
-    return {job["id"]: job for job in items}
-
-
-def wait_for(condition: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
-def kill(process: Any) -> None:
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
+def submit_all(url: str, items: list[Item], accepted: dict[str, Item]) -> list[str]:
+    """Submit each item (each must be accepted); their job ids, in order."""
+    with FilejobClient(url) as client:
+        ids = [
+            str(submit_bytes(client, data, name, params, filename="input")["id"])
+            for name, params, data in items
+        ]
+    accepted.update(zip(ids, items, strict=True))
+    return ids
 
 
 def test_sigkill_at_three_moments_loses_nothing(tmp_path: Path) -> None:
     rng = random.Random(20261121)
     data_dir = tmp_path / "data"
-    accepted: dict[str, tuple[str, dict[str, Any], bytes]] = {}
+    accepted: dict[str, Item] = {}
 
     # Round 1: killed while upload bodies are arriving.
-    process, url = start_server(data_dir, tmp_path / "round1.log", **ENV)
+    process, url = start_server(data_dir, tmp_path / "round1.log", ENV)
     inputs = make_inputs(rng, 20, big=96 * MiB)
     slow = SlowBody(inputs[0][2], mark=8 * MiB)
     cut_off: list[str | None] = []
-    sender = threading.Thread(target=lambda: cut_off.append(post(url, *inputs[0], body=slow)))
+    sender = threading.Thread(target=lambda: cut_off.append(post_trickling(url, inputs[0], slow)))
     sender.start()
-    for item in inputs[1:]:
-        job_id = post(url, *item)
-        assert job_id is not None
-        accepted[job_id] = item
+    submit_all(url, inputs[1:], accepted)
     assert slow.past_mark.wait(30)
     kill(process)  # mid-body: ~2 s of the big upload are still to come
     sender.join(timeout=60)
     assert cut_off == [None]  # not accepted, so nothing was promised for it
 
     # Round 2: killed while jobs are processing.
-    process, url = start_server(data_dir, tmp_path / "round2.log", **ENV)
-    for item in make_inputs(rng, 20, big=8 * MiB):
-        job_id = post(url, *item)
-        assert job_id is not None
-        accepted[job_id] = item
+    process, url = start_server(data_dir, tmp_path / "round2.log", ENV)
+    submit_all(url, make_inputs(rng, 20, big=8 * MiB), accepted)
     running: set[str] = set()
 
-    def some_running() -> bool:
-        running.update(i for i, j in statuses(url).items() if j["status"] == "running")
-        return bool(running)
+    with FilejobClient(url) as client:
 
-    wait_for(some_running)
+        def some_running() -> bool:
+            jobs = jobs_by_id(client)
+            running.update(i for i, j in jobs.items() if j["status"] == "running")
+            return bool(running)
+
+        wait_until(some_running, timeout=60)
     kill(process)
 
     # Round 3: killed while a large result is being written (gzip -9 of 64 MiB).
-    process, url = start_server(data_dir, tmp_path / "round3.log", **ENV)
+    process, url = start_server(data_dir, tmp_path / "round3.log", ENV)
     items = make_inputs(rng, 20, big=64 * MiB)
-    for item in items[1:]:
-        job_id = post(url, *item)
-        assert job_id is not None
-        accepted[job_id] = item
+    submit_all(url, items[1:], accepted)
     # The big one last, and watched from the moment it is accepted: posted first, it could
     # finish while the others were still being posted, and the kill would interrupt nothing.
-    big_id = post(url, *items[0])
-    assert big_id is not None
-    accepted[big_id] = items[0]
+    [big_id] = submit_all(url, items[:1], accepted)
 
-    def big_one_under_way() -> bool:
-        job = statuses(url)[big_id]
-        assert job["status"] in ("queued", "running"), job  # else the round proves nothing
-        return job["status"] == "running" and job["progress"] > 0.1
+    with FilejobClient(url) as client:
 
-    wait_for(big_one_under_way)
+        def big_one_under_way() -> bool:
+            job = jobs_by_id(client)[big_id]
+            assert job["status"] in ("queued", "running"), job  # else the round proves nothing
+            return bool(job["status"] == "running" and job["progress"] > 0.1)
+
+        wait_until(big_one_under_way, timeout=60)
     kill(process)
     assert len(accepted) >= 55
 
     # The last start resumes everything and sweeps at once.
-    process, url = start_server(
-        data_dir,
-        tmp_path / "final.log",
-        **ENV,
-        FILEJOB_SWEEP_INTERVAL="0.2",
-        FILEJOB_ORPHAN_GRACE="0",
-    )
+    final_env = {**ENV, "FILEJOB_SWEEP_INTERVAL": "0.2", "FILEJOB_ORPHAN_GRACE": "0"}
+    process, url = start_server(data_dir, tmp_path / "final.log", final_env)
     try:
-        final: dict[str, dict[str, Any]] = {}
+        with FilejobClient(url) as client:
+            final: dict[str, dict[str, Any]] = {}
 
-        def all_final() -> bool:
-            final.update(statuses(url))
-            return all(final.get(j, {}).get("status") == "succeeded" for j in accepted)
+            def all_final() -> bool:
+                final.update(jobs_by_id(client))
+                return all(final.get(j, {}).get("status") == "succeeded" for j in accepted)
 
-        wait_for(all_final, timeout=240)
-        registry = ProcessorRegistry(builtin_processors())
-        for job_id, (name, params, data) in accepted.items():
-            job = final[job_id]
-            assert job["input"]["sha256"] == hashlib.sha256(data).hexdigest()
-            assert job["result"]["sha256"] == reference_sha256(registry, name, params, data), job
-            downloaded = httpx.get(f"{url}{job['result']['url']}", timeout=60)
-            assert downloaded.status_code == 200, downloaded.text
-            assert hashlib.sha256(downloaded.content).hexdigest() == job["result"]["sha256"]
+            wait_until(all_final, timeout=240)
+            registry = ProcessorRegistry(builtin_processors())
+            for job_id, (name, params, data) in accepted.items():
+                job = final[job_id]
+                assert job["input"]["sha256"] == hashlib.sha256(data).hexdigest()
+                expected = reference_sha256(registry, name, params, data)
+                assert job["result"]["sha256"] == expected, job
+                # The client checks the download against the job's sha256 (ApiError if not).
+                downloaded = client.download(job, tmp_path / "result").read_bytes()
+                assert hashlib.sha256(downloaded).hexdigest() == job["result"]["sha256"]
         assert all(j["status"] == "succeeded" for j in final.values())  # nothing stuck
         # The kills really interrupted work: such jobs ran again after the restart. (A small
         # job seen running in round 2 may have finished just before the kill, hence `any`.)
@@ -229,6 +195,6 @@ def test_sigkill_at_three_moments_loses_nothing(tmp_path: Path) -> None:
             stored = {f"{p.parent.parent.name}/{p.name}" for p in blobs}
             return not temps and stored <= keys
 
-        wait_for(no_unreferenced_files, timeout=30)
+        wait_until(no_unreferenced_files, timeout=30)
     finally:
         stop_server(process)

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs installed
 import pytest
 import zstandard
 from PIL import Image
 
-from tests.system.live.conftest import start_server, stop_server
+from filejob.client.api import FilejobClient
+from tests.support.servers import start_server, stop_server
+from tests.support.wait import wait_until
 
 UPLOADERS, UPLOADS, POLLERS = 20, 300, 100
 
@@ -86,17 +88,14 @@ def round_of_uploads(url: str, count: int, seed: int, statuses: list[int]) -> di
             uploads = [pool.submit(uploader, work[n::UPLOADERS]) for n in range(UPLOADERS)]
             for future in uploads:
                 future.result()
-            deadline = time.monotonic() + 120
-            with httpx.Client(base_url=url, timeout=60) as client:
-                while True:  # keep polling until every job is final
-                    listed = client.get("/v1/jobs", params={"limit": 500})
-                    assert listed.status_code == 200, listed.text
-                    jobs = listed.json()["items"]
+            with FilejobClient(url, timeout=60) as client:
+
+                def all_final() -> bool:
+                    jobs = client.jobs(limit=500)  # a refusal raises ApiError
                     final = ("succeeded", "failed")
-                    if all(j["status"] in final for j in jobs if j["id"] in accepted):
-                        break
-                    assert time.monotonic() < deadline, "jobs not final in time"
-                    time.sleep(0.1)
+                    return all(j["status"] in final for j in jobs if j["id"] in accepted)
+
+                wait_until(all_final, timeout=120, interval=0.1, message="jobs not final in time")
         finally:
             done.set()  # whatever went wrong above, the pollers stop and the pool can close
         for future in pollers:
@@ -106,7 +105,9 @@ def round_of_uploads(url: str, count: int, seed: int, statuses: list[int]) -> di
 
 @pytest.mark.timeout(300)  # two rounds of 300 uploads under 100 pollers: ~100 s on 2 cores
 def test_soak_no_5xx_every_job_correct_and_resources_return(tmp_path: Path) -> None:
-    process, url = start_server(tmp_path / "data", tmp_path / "server.log", FILEJOB_WORKERS="2")
+    process, url = start_server(
+        tmp_path / "data", tmp_path / "server.log", {"FILEJOB_WORKERS": "2"}
+    )
     server = psutil.Process(process.pid)
     try:
         statuses: list[int] = []
@@ -122,11 +123,12 @@ def test_soak_no_5xx_every_job_correct_and_resources_return(tmp_path: Path) -> N
 
         assert len(accepted) == UPLOADS
         assert not [s for s in statuses if s >= 500], "server errors under load"
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with FilejobClient(url, timeout=60) as client:
             for job_id, (name, params, data) in accepted.items():
-                job = client.get(f"/v1/jobs/{job_id}").json()
+                job = client.job(job_id)
                 assert job["status"] == "succeeded", job
-                result = client.get(job["result"]["url"]).content
+                # The client checks the download against the job's sha256 (ApiError if not).
+                result = client.download(job, tmp_path / "result").read_bytes()
                 assert correct(name, params, data, result), (job_id, name)
         time.sleep(1)  # connections close
         assert server.num_fds() == fds_before

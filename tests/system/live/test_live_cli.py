@@ -13,21 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.live.conftest import (
+from tests.support.jobs import wait_final
+from tests.support.servers import (
     FILEJOB,
+    LIVE_SECRET,
     LiveServer,
+    create_key,
+    processors_pythonpath,
     start_server,
     stop_server,
-    test_processors_on_path,
-    wait_final,
 )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("cli")
-    env = {"PYTHONPATH": test_processors_on_path(root)}  # the tests' slow/failing processors
-    process, url = start_server(root / "data", root / "server.log", **env)
+    env = {"PYTHONPATH": processors_pythonpath(root)}  # the tests' slow/failing processors
+    process, url = start_server(root / "data", root / "server.log", env)
     try:
         yield LiveServer(url, process.pid, root / "data")
     finally:
@@ -116,11 +118,9 @@ def test_download_resumes_and_checks_the_sha256(server: LiveServer, tmp_path: Pa
         server, "submit", str(tmp_path / "in.bin"), "-p", "compress", "-P", "format=zstd", "--json"
     )
     job_id = json.loads(submitted.stdout)[0]["job"]["id"]
-    import httpx
-
-    with httpx.Client(base_url=server.url) as client:
+    with server.api() as client:
         job = wait_final(client, job_id)
-        whole = client.get(f"/v1/jobs/{job_id}/result").content
+        whole = client.download(job, tmp_path / "whole.zst").read_bytes()
     assert job["status"] == "succeeded"
     dest = tmp_path / "result.zst"
 
@@ -129,7 +129,7 @@ def test_download_resumes_and_checks_the_sha256(server: LiveServer, tmp_path: Pa
     result = cli(server, "download", job_id, "-o", str(dest))
     assert result.returncode == 0, result.stderr
     assert dest.read_bytes() == whole
-    assert hashlib.sha256(whole).hexdigest() == job["result"]["sha256"]  # type: ignore[index]
+    assert hashlib.sha256(whole).hexdigest() == job["result"]["sha256"]
 
     # A part file with wrong bytes: the sha256 check refuses, and the next try starts afresh.
     dest.unlink()
@@ -139,7 +139,7 @@ def test_download_resumes_and_checks_the_sha256(server: LiveServer, tmp_path: Pa
     assert not dest.exists() and not (tmp_path / "result.zst.part").exists()
     again = cli(server, "download", job_id, "-o", str(dest), "--json")
     assert again.returncode == 0 and dest.read_bytes() == whole
-    assert json.loads(again.stdout)["sha256"] == job["result"]["sha256"]  # type: ignore[index]
+    assert json.loads(again.stdout)["sha256"] == job["result"]["sha256"]
 
 
 def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
@@ -151,17 +151,12 @@ def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_api_key_comes_from_the_environment_or_the_option(tmp_path: Path) -> None:
-    from tests.system.live.test_live_auth import SECRET
-
     data_dir = tmp_path / "data"
-    env = {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": SECRET}
-    process, url = start_server(data_dir, tmp_path / "server.log", **env)
+    env = {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": LIVE_SECRET}
+    process, url = start_server(data_dir, tmp_path / "server.log", env)
     try:
         base = {**os.environ, "FILEJOB_DATA_DIR": str(data_dir), **env, "FILEJOB_SERVER": url}
-        created = subprocess.run(
-            [FILEJOB, "keys", "create", "--name", "cli"], env=base, capture_output=True, text=True
-        )
-        token = created.stdout.split("api key:")[1].split()[0]
+        token = create_key(data_dir, name="cli", **env)
 
         def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(

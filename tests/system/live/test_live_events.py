@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from tests.system.live.conftest import LiveServer
+from tests.support.jobs import submit_bytes
+from tests.support.servers import LiveServer
 
 
 def test_events_stream_as_they_happen(live: LiveServer) -> None:
@@ -13,12 +14,9 @@ def test_events_stream_as_they_happen(live: LiveServer) -> None:
     rng = random.Random(7)
     words = [rng.randbytes(4).hex() for _ in range(4000)]
     text = " ".join(rng.choice(words) for _ in range(2_800_000)).encode()
-    with live.client() as client:
-        job_id = client.post(
-            "/v1/jobs",
-            data={"processor": "compress", "params": json.dumps({"format": "zstd", "level": 19})},
-            files={"file": ("big.txt", text)},
-        ).json()["id"]
+    with live.api() as api, live.client() as client:
+        params = {"format": "zstd", "level": 19}
+        job_id = submit_bytes(api, text, "compress", params, filename="big.txt")["id"]
         seen: list[str] = []
         with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=30) as response:
             assert response.status_code == 200

@@ -4,37 +4,28 @@ lines, the job id on job lines, and no key or link signature anywhere."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.system.live.conftest import FILEJOB, start_server, stop_server, wait_final
-from tests.system.live.test_live_auth import SECRET
+from filejob.client.api import FilejobClient
+from tests.support.jobs import wait_final
+from tests.support.servers import LIVE_SECRET, create_key, start_server, stop_server
 
 
 def test_logs_are_json_with_ids_and_without_secrets(tmp_path: Path) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "server.log"
-    env = {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": SECRET, "FILEJOB_LOG_LEVEL": "info"}
-    process, url = start_server(data_dir, log, **env)
+    env = {
+        "FILEJOB_AUTH": "required",
+        "FILEJOB_SECRET_KEY": LIVE_SECRET,
+        "FILEJOB_LOG_LEVEL": "info",
+    }
+    process, url = start_server(data_dir, log, env)
     try:
-        created = subprocess.run(
-            [FILEJOB, "keys", "create", "--name", "logs"],
-            env={**os.environ, "FILEJOB_DATA_DIR": str(data_dir), **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        match = re.search(r"api key:\s+(\S+)", created.stdout)
-        assert match is not None
-        token = match.group(1)
-        with httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client:
-            response = client.post(
+        token = create_key(data_dir, name="logs", **env)
+        with FilejobClient(url, token, timeout=30) as client:
+            response = client.http.post(
                 "/v1/jobs",
                 data={"processor": "checksum"},
                 files={"file": ("a.bin", b"logged")},
@@ -43,8 +34,8 @@ def test_logs_are_json_with_ids_and_without_secrets(tmp_path: Path) -> None:
             assert response.headers["x-request-id"] == "given-id-42"
             job_id = response.json()["id"]
             job = wait_final(client, job_id)
-            link = str(job["result"]["url"])  # type: ignore[index]
-            assert len(client.get(f"/v1/jobs/{job_id}").headers["x-request-id"]) == 16
+            link = str(job["result"]["url"])
+            assert len(client.http.get(f"/v1/jobs/{job_id}").headers["x-request-id"]) == 16
         signature = parse_qs(urlsplit(link).query)["sig"][0]
         assert httpx.get(url + link, timeout=30).status_code == 200  # with the sig in the URL
     finally:

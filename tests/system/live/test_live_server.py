@@ -5,26 +5,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs installed
 import pytest
 from PIL import Image
 
-from tests.system.live.conftest import LiveServer, wait_final
-
-
-def post(client: Any, content: bytes, processor: str, **fields: str) -> Any:
-    return client.post(
-        "/v1/jobs",
-        data={"processor": processor, **fields},
-        files={"file": ("sample", content, "application/octet-stream")},
-    )
+from filejob.client.api import ApiError
+from tests.support.jobs import submit_bytes, wait_final
+from tests.support.servers import LiveServer
+from tests.support.wait import wait_until
 
 
 def sample_inputs() -> dict[str, tuple[bytes, dict[str, Any]]]:
@@ -43,17 +38,15 @@ def sample_inputs() -> dict[str, tuple[bytes, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("processor", ["checksum", "compress", "thumbnail", "csv-to-parquet"])
-def test_each_processor_end_to_end(live: LiveServer, processor: str) -> None:
+def test_each_processor_end_to_end(live: LiveServer, processor: str, tmp_path: Path) -> None:
     content, params = sample_inputs()[processor]
-    with live.client() as client:
-        response = post(client, content, processor, params=json.dumps(params))
-        assert response.status_code == 202, response.text
-        job = wait_final(client, response.json()["id"])
+    with live.api() as client:
+        accepted = submit_bytes(client, content, processor, params, filename="sample")
+        job = wait_final(client, accepted["id"])
         assert job["status"] == "succeeded", job
-        result = client.get(job["result"]["url"])  # type: ignore[index]
-        assert result.status_code == 200
-        assert hashlib.sha256(result.content).hexdigest() == job["result"]["sha256"]  # type: ignore[index]
-        assert len(result.content) == job["result"]["size"]  # type: ignore[index]
+        result = client.download(job, tmp_path / "result").read_bytes()  # refused: ApiError
+        assert hashlib.sha256(result).hexdigest() == job["result"]["sha256"]
+        assert len(result) == job["result"]["size"]
 
 
 def open_fds(pid: int) -> int:
@@ -65,18 +58,18 @@ def upload_round(live: LiveServer, count: int) -> None:
     sizes = [10, 3 << 20, 200_000, 0]
 
     def one(n: int) -> str | None:
-        with live.client() as client:
+        with live.api() as client:
             size = sizes[n % len(sizes)]
             processor = "checksum" if n % 9 else "nope"
-            response = post(client, os.urandom(size), processor)
-            if response.status_code == 202:
-                return response.json()["id"]
-            assert response.status_code == 422
-            return None
+            try:
+                return str(submit_bytes(client, os.urandom(size), processor)["id"])
+            except ApiError as refused:
+                assert refused.status == 422
+                return None
 
     with ThreadPoolExecutor(8) as pool:
         ids = [i for i in pool.map(one, range(count)) if i]
-    with live.client() as client:
+    with live.api() as client:
         for job_id in ids:
             assert wait_final(client, job_id)["status"] == "succeeded"
     time.sleep(0.5)  # let connections close on the server side
@@ -102,27 +95,17 @@ def result_open_in_server(live: LiveServer) -> bool:
     return any(f.path.startswith(results) for f in psutil.Process(live.pid).open_files())
 
 
-def wait_until(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
 def big_result_job(live: LiveServer, *, delete_after_download: bool) -> dict[str, Any]:
     content = os.urandom(64 << 20)  # larger than the socket buffers on both sides
-    with live.client() as client:
-        response = post(
-            client,
-            content,
-            "compress",
-            params='{"format": "zstd", "level": 1}',
-            delete_after_download="true" if delete_after_download else "false",
+    with live.api() as client:
+        params = {"format": "zstd", "level": 1}
+        accepted = submit_bytes(
+            client, content, "compress", params, delete_after_download=delete_after_download
         )
-        return wait_final(client, response.json()["id"])  # type: ignore[return-value]
+        return wait_final(client, accepted["id"])
 
 
-def test_interrupted_download_deletes_nothing(live: LiveServer) -> None:
+def test_interrupted_download_deletes_nothing(live: LiveServer, tmp_path: Path) -> None:
     job = big_result_job(live, delete_after_download=True)
     sock = raw_get(live, job["result"]["url"])
     received = sock.recv(1 << 20)
@@ -130,13 +113,13 @@ def test_interrupted_download_deletes_nothing(live: LiveServer) -> None:
     wait_until(lambda: result_open_in_server(live))
     sock.close()  # walk away mid-body
     wait_until(lambda: not result_open_in_server(live))  # the server has given up on it
-    with live.client() as client:
-        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
-        full = client.get(job["result"]["url"])
-        assert hashlib.sha256(full.content).hexdigest() == job["result"]["sha256"]
+    with live.api() as client:
+        assert client.job(job["id"])["status"] == "succeeded"
+        full = client.download(job, tmp_path / "result").read_bytes()
+        assert hashlib.sha256(full).hexdigest() == job["result"]["sha256"]
         # That complete download is the one that cleans up.
-        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "expired"
-        assert client.get(job["result"]["url"]).status_code == 410
+        assert client.job(job["id"])["status"] == "expired"
+        assert client.http.get(job["result"]["url"]).status_code == 410
 
 
 def sha256_of_download_while(client: Any, url: str, meanwhile: Any) -> str:
@@ -187,12 +170,11 @@ def write_bytes(pid: int) -> int:
 
 def test_upload_bytes_reach_disk_once(live: LiveServer) -> None:
     content = os.urandom(32 << 20)
-    with live.client() as client:
-        post(client, b"warm", "checksum")
+    with live.api() as client:
+        submit_bytes(client, b"warm", "checksum")
         os.sync()
         before = write_bytes(live.pid)
-        response = post(client, content, "checksum")
-        assert response.status_code == 202
+        submit_bytes(client, content, "checksum")  # refused: ApiError
         os.sync()
         written = write_bytes(live.pid) - before
     # A spool-then-copy path writes each byte twice (ratio >= 2); linking writes it once.

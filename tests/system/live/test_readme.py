@@ -1,4 +1,5 @@
-"""The README's curl examples, run exactly as written (only the port differs)."""
+"""The README's curl examples, run exactly as written (only the port differs). docs/index.md
+shows a copy, which tests/unit/test_docs.py keeps the same."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port
-from tests.system.live.conftest import LiveServer
+from tests.support.ports import free_port
+from tests.support.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[3]
 

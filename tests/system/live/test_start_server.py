@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import listens_on
-from tests.system.live import conftest
-from tests.system.live.conftest import start_server, stop_server
+from tests.support import servers
+from tests.support.ports import listens_on
+from tests.support.servers import start_server, stop_server
 
 
 def test_a_port_taken_by_another_server_is_not_mistaken_for_ours(
@@ -19,8 +19,8 @@ def test_a_port_taken_by_another_server_is_not_mistaken_for_ours(
     try:
         taken = int(first_url.rsplit(":", 1)[1])
         chosen = iter([taken])
-        real = conftest.free_port
-        monkeypatch.setattr(conftest, "free_port", lambda: next(chosen, None) or real())
+        real = servers.free_port
+        monkeypatch.setattr(servers, "free_port", lambda: next(chosen, None) or real())
         second, second_url = start_server(tmp_path / "second", tmp_path / "second.log")
         try:
             assert second_url != first_url

@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.security.conftest import assert_problem, upload_body
-from tests.system.live.conftest import FILEJOB, start_server, stop_server
+from tests.support.multipart import upload_body
+from tests.support.problems import assert_problem
+from tests.support.servers import FILEJOB, start_server, stop_server
 
 HEADER_TIMEOUT = 1  # FILEJOB_HEADER_TIMEOUT here, in seconds
 MAX_HEADER_BYTES = 16 * 1024  # FILEJOB_MAX_HEADER_BYTES here
@@ -41,13 +42,12 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("http-head")
-    process, url = start_server(
-        root / "data",
-        root / "server.log",
-        FILEJOB_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
-        FILEJOB_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
-        FILEJOB_MAX_HEADERS=str(MAX_HEADERS),
-    )
+    env = {
+        "FILEJOB_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+        "FILEJOB_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
+        "FILEJOB_MAX_HEADERS": str(MAX_HEADERS),
+    }
+    process, url = start_server(root / "data", root / "server.log", env)
     try:
         yield Server(int(url.rsplit(":", 1)[1]), process.pid)
     finally:
@@ -68,7 +68,8 @@ def read_response(sock: socket.socket, buffer: bytearray | None = None) -> httpx
         data += chunk
     head, _, rest = bytes(data).partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines]
+    fields = [line.partition(":") for line in lines]
+    headers = [(name.strip(), value.strip()) for name, _, value in fields]
     length = int(dict((k.lower(), v) for k, v in headers).get("content-length", "0"))
     body = bytearray(rest)
     while len(body) < length:

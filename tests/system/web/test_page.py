@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.system.live.conftest import LiveServer, start_server, stop_server
+from tests.support.servers import LIVE_SECRET, LiveServer, create_key, start_server, stop_server
 from tests.system.web.driver import browser, upload_through_the_page
 
 
@@ -47,7 +47,8 @@ def test_two_files_through_the_page(server: LiveServer, chromium: Browser, tmp_p
         first.locator("a.download").click()
     saved = tmp_path / "downloaded.gz"
     info.value.save_as(saved)
-    job = httpx.get(f"{server.url}/v1/jobs/{ids[0]}", timeout=30).json()
+    with server.api() as client:
+        job = client.job(ids[0])
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == job["result"]["sha256"]
     assert gzip.decompress(saved.read_bytes()) == inputs[job["input"]["filename"]]
 
@@ -99,22 +100,10 @@ def test_the_page_is_locked_down(server: LiveServer) -> None:
 
 
 def test_the_page_asks_for_a_key_and_keeps_it(chromium: Browser, tmp_path: Path) -> None:
-    import subprocess
-
-    from tests.system.live.conftest import FILEJOB
-    from tests.system.live.test_live_auth import SECRET
-
-    env = {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": SECRET}
-    process, url = start_server(tmp_path / "data", tmp_path / "server.log", **env)
+    env = {"FILEJOB_AUTH": "required", "FILEJOB_SECRET_KEY": LIVE_SECRET}
+    process, url = start_server(tmp_path / "data", tmp_path / "server.log", env)
     try:
-        created = subprocess.run(
-            [FILEJOB, "keys", "create", "--name", "browser"],
-            env={**os.environ, "FILEJOB_DATA_DIR": str(tmp_path / "data"), **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        token = created.stdout.split("api key:")[1].split()[0]
+        token = create_key(tmp_path / "data", name="browser", **env)
         (tmp_path / "in.txt").write_bytes(b"with a key")
         page = chromium.new_page()
         page.goto(url)

@@ -18,8 +18,8 @@ from filejob.db.engine import conninfo
 from filejob.db.migrations import alembic_config, upgrade
 from filejob.jobs.model import Base
 from filejob.worker import Liveness
-from tests.services import postgres_database
-from tests.system.live.test_live_auth import _filejob
+from tests.support.servers import run_cli
+from tests.support.services import postgres_database
 
 
 def test_procrastinate_without_postgresql_is_refused(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_procrastinate_without_postgresql_is_refused(tmp_path: Path) -> None:
 def test_misconfigured_commands_refuse_to_start(
     tmp_path: Path, args: list[str], env: dict[str, str], message: str
 ) -> None:
-    result = _filejob(tmp_path, *args, **env)
+    result = run_cli(tmp_path, *args, **env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr

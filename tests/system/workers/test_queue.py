@@ -22,10 +22,12 @@ from filejob.db.engine import Database
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
 from filejob.jobs.repository import JobRepository
 from filejob.worker import forget_finished_entries
-from tests.queue import running_worker
-from tests.services import free_port
-from tests.support import GATES, eventually, stored, submit, test_registry, wait_for_status
-from tests.system.workers.test_stalled import queue_entries, running_gated
+from tests.support.jobs import running_gated, submit, wait_for_status
+from tests.support.ports import free_port
+from tests.support.processors import GATES, test_registry
+from tests.support.queue import queue_entries, running_worker
+from tests.support.storage import stored
+from tests.support.wait import wait_until_async
 
 
 async def counts(app: FastAPI) -> tuple[int, int]:
@@ -76,7 +78,7 @@ async def test_cancel_reaches_the_worker_and_stops_the_processor(
     async def aborted() -> bool:  # procrastinate records it just after the row is settled
         return [status for _, status in await queue_entries(app, job_id)] == ["aborted"]
 
-    await eventually(aborted)
+    await wait_until_async(aborted)
 
 
 async def test_cancel_kills_a_child_process_processor(
@@ -91,7 +93,7 @@ async def test_cancel_kills_a_child_process_processor(
     async def child_started() -> bool:
         return pid_file.exists() and bool(pid_file.read_text())
 
-    await eventually(child_started)
+    await wait_until_async(child_started)
     pid = int(pid_file.read_text())
     assert (await client.delete(f"/v1/jobs/{job_id}")).status_code == 204
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "cancelled"
@@ -103,7 +105,7 @@ async def test_cancel_kills_a_child_process_processor(
             return True
         return False
 
-    await eventually(child_gone)
+    await wait_until_async(child_gone)
 
 
 @pytest.fixture
@@ -164,24 +166,30 @@ async def test_a_retry_waits_in_the_queue_until_it_is_due(
     params = {"key": os.urandom(8).hex(), "failures": 5, "kind": "retryable"}
     job_id = (await submit(client, b"x", "flaky", params=params)).json()["id"]
 
-    async def waiting() -> bool:
-        body = (await client.get(f"/v1/jobs/{job_id}")).json()
-        return body["status"] == "queued" and body["attempts"] == 1
+    async def entry() -> tuple[str, datetime]:
+        async with app.state.services.jobs.db.read() as session:
+            status, scheduled_at = (
+                await session.execute(
+                    text(
+                        "SELECT status::text, scheduled_at FROM procrastinate_jobs "
+                        "WHERE args->>'job_id' = :id"
+                    ),
+                    {"id": job_id},
+                )
+            ).one()  # one entry all along
+        return status, scheduled_at
 
-    await eventually(waiting)
+    async def waiting() -> bool:
+        # The row says queued before the worker hands its entry back to the queue: wait
+        # for both (the hand-back follows the row's commit).
+        body = (await client.get(f"/v1/jobs/{job_id}")).json()
+        return body["status"] == "queued" and body["attempts"] == 1 and (await entry())[0] == "todo"
+
+    await wait_until_async(waiting)
     body = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert body["error"]["code"] == "flaky"
-    async with app.state.services.jobs.db.read() as session:
-        status, scheduled_at = (
-            await session.execute(
-                text(
-                    "SELECT status::text, scheduled_at FROM procrastinate_jobs "
-                    "WHERE args->>'job_id' = :id"
-                ),
-                {"id": job_id},
-            )
-        ).one()
-    # One entry all along, back to `todo` and due when the job says its next attempt is.
+    status, scheduled_at = await entry()
+    # Back to `todo` and due when the job says its next attempt is.
     assert status == "todo"
     due = datetime.fromisoformat(body["next_attempt_at"])
     assert abs((scheduled_at - due).total_seconds()) < 1
@@ -212,7 +220,7 @@ async def test_jobs_accepted_before_the_switch_to_workers_are_run(
             holder = (await submit(client, b"a", "slow", params={"gate": "switch-over"})).json()
             await wait_for_status(client, holder["id"], "running")
             waiting = [(await submit(client, b"b%d" % n, "checksum")).json() for n in range(3)]
-        old.state.services.executor.stop_timeout = 0.5  # type: ignore[attr-defined]
+        old.state.services.executor.stop_timeout = 0.5
     ids = [holder["id"], *(job["id"] for job in waiting)]
     for job_id in ids:
         job = (await bare_client.get(f"/v1/jobs/{job_id}")).json()
@@ -253,7 +261,7 @@ async def test_long_ended_queue_entries_are_deleted_and_their_jobs_stay(
         ended = [await queue_entries(app, job_id) for job_id in (old, new)]
         return all(status == "succeeded" for [(_, status)] in ended)
 
-    await eventually(entries_ended)
+    await wait_until_async(entries_ended)
     [(entry, _)] = await queue_entries(app, old)
     async with app.state.services.jobs.db.write() as session:  # it ended two days ago
         await session.execute(

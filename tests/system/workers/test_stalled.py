@@ -16,20 +16,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from filejob.worker import rescue_stalled
-from tests.support import GATES, blob_bytes, eventually, stored, submit, wait_for_status
-
-
-async def queue_entries(app: FastAPI, job_id: str) -> list[tuple[int, str]]:
-    """The job's procrastinate entries (id, status), oldest first."""
-    async with app.state.services.jobs.db.read() as session:
-        rows = await session.execute(
-            text(
-                "SELECT id, status::text FROM procrastinate_jobs "
-                "WHERE args->>'job_id' = :job_id ORDER BY id"
-            ),
-            {"job_id": job_id},
-        )
-        return [(row[0], row[1]) for row in rows]
+from tests.support.jobs import running_gated, submit, wait_for_status
+from tests.support.processors import GATES
+from tests.support.queue import queue_entries
+from tests.support.storage import blob_bytes, stored
+from tests.support.wait import wait_until_async
 
 
 async def silence_workers(app: FastAPI) -> None:
@@ -45,14 +36,6 @@ async def queue_ref(app: FastAPI, job_id: str) -> int:
         return int(
             await session.scalar(text("SELECT queue_ref FROM jobs WHERE id = :id"), {"id": job_id})
         )
-
-
-async def running_gated(client: httpx.AsyncClient, gate: str, **fields: Any) -> str:
-    """A `slow` job, running, that holds until the test sets `GATES[gate]`."""
-    GATES[gate] = threading.Event()
-    job_id = (await submit(client, b"x", "slow", params={"gate": gate}, **fields)).json()["id"]
-    await wait_for_status(client, job_id, "running")
-    return str(job_id)
 
 
 async def test_a_silent_workers_job_runs_again_and_its_late_outcome_is_refused(
@@ -75,7 +58,7 @@ async def test_a_silent_workers_job_runs_again_and_its_late_outcome_is_refused(
     async def attempt_2_started() -> bool:
         return (await client.get(f"/v1/jobs/{job_id}")).json()["attempts"] == 2
 
-    await eventually(attempt_2_started)
+    await wait_until_async(attempt_2_started)
     entries = await queue_entries(app, job_id)
     assert entries[0] == (old_entry, "failed") and len(entries) == 2
     assert await queue_ref(app, job_id) == entries[1][0]
@@ -85,7 +68,7 @@ async def test_a_silent_workers_job_runs_again_and_its_late_outcome_is_refused(
     async def attempt_1_refused() -> bool:
         return "attempt 1 was no longer current" in caplog.text
 
-    await eventually(attempt_1_refused)
+    await wait_until_async(attempt_1_refused)
     during = (await client.get(f"/v1/jobs/{job_id}")).json()
     assert during["status"] == "running" and during["attempts"] == 2  # refused
     assert during["result"] is None
@@ -102,7 +85,7 @@ async def test_a_silent_workers_job_runs_again_and_its_late_outcome_is_refused(
     async def entry_succeeded() -> bool:
         return (await queue_entries(app, job_id))[1][1] == "succeeded"
 
-    await eventually(entry_succeeded)
+    await wait_until_async(entry_succeeded)
 
 
 async def test_a_job_that_keeps_killing_its_workers_ends_crashed(

@@ -15,8 +15,9 @@ import pytest
 
 from filejob.config import Settings
 from filejob.storage.tmpfiles import TempFiles
-from tests.queue import running_worker
-from tests.support import eventually, test_registry
+from tests.support.processors import test_registry
+from tests.support.queue import running_worker
+from tests.support.wait import wait_until_async
 
 GRACE = 600.0  # FILEJOB_ORPHAN_GRACE in these tests
 
@@ -81,7 +82,7 @@ async def test_a_worker_sweeps_stale_temp_files_and_spares_live_ones(
     fresh = plant(tmp, "tmpg7h8i9.part", age=GRACE / 2)  # may be another process's, starting
     _, held = holder
     async with running_worker(settings, test_registry()):
-        await eventually(lambda: _gone(stale), limit=30)
+        await wait_until_async(lambda: _gone(stale), timeout=30)
     assert fresh.exists()
     assert held.exists()  # old, but another process still writes it
 

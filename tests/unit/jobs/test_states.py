@@ -1,12 +1,10 @@
-"""The state machine: one table of legal moves, enforced by the repository."""
+"""The state machine: one table of legal moves (the repository enforces it:
+tests/api/jobs/test_transitions.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import TRANSITIONS, IllegalTransition, JobStatus, check_transition
 
 S = JobStatus
@@ -50,9 +48,3 @@ def test_final_states_only_expire() -> None:
     for status in JobStatus:
         if status.is_final:
             assert TRANSITIONS[status] <= {S.EXPIRED}
-
-
-async def test_repository_refuses_illegal_transition(app: Any) -> None:
-    async with app.state.services.jobs.db.write() as session:
-        with pytest.raises(IllegalTransition):
-            await JobRepository(session).transition("x", S.SUCCEEDED, expected=[S.QUEUED])

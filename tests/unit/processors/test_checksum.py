@@ -9,8 +9,7 @@ from pydantic import ValidationError
 
 from filejob.processors.base import Cancelled
 from filejob.processors.checksum import Checksum
-
-from .conftest import MakeJob
+from tests.support.harness import MakeJob
 
 MiB = 1024 * 1024
 

@@ -10,8 +10,7 @@ from pydantic import ValidationError
 
 from filejob.processors.base import Cancelled
 from filejob.processors.compress import Compress, CompressParams
-
-from .conftest import MakeJob
+from tests.support.harness import MakeJob
 
 MiB = 1024 * 1024
 

@@ -10,8 +10,7 @@ from pydantic import ValidationError
 
 from filejob.processors.base import Cancelled, ProcessingError
 from filejob.processors.csv_to_parquet import CsvToParquet, CsvToParquetParams
-
-from .conftest import MakeJob
+from tests.support.harness import MakeJob
 
 MiB = 1024 * 1024
 ROWS = 60_000  # about 3.5 MiB: several 1 MiB blocks, so several batches and a real stream

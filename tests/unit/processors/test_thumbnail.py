@@ -4,6 +4,7 @@ import io
 import struct
 import warnings
 import zlib
+from typing import Any
 
 import pytest
 from PIL import Image, JpegImagePlugin
@@ -11,8 +12,7 @@ from pydantic import ValidationError
 
 from filejob.processors.base import Cancelled, ProcessingError
 from filejob.processors.thumbnail import Thumbnail, ThumbnailParams
-
-from .conftest import MakeJob
+from tests.support.harness import MakeJob
 
 RED, BLUE, GREEN, WHITE = (255, 0, 0), (0, 0, 255), (0, 160, 0), (255, 255, 255)
 
@@ -27,6 +27,13 @@ def halves(size: tuple[int, int], left: tuple[int, ...], right: tuple[int, ...],
     img = Image.new(mode, size, left)
     img.paste(right, (size[0] // 2, 0, size[0], size[1]))
     return img
+
+
+def pixel(img: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    """The pixel at `xy`, one value per band."""
+    value = img.getpixel(xy)
+    assert isinstance(value, tuple), value
+    return value
 
 
 def close_to(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 40) -> bool:
@@ -63,8 +70,8 @@ def test_jpeg_scaled_into_the_box(make_job: MakeJob) -> None:
     thumb = open_result(job.result())
     assert thumb.format == "JPEG"
     assert thumb.size == (256, 171)
-    assert close_to(thumb.getpixel((10, 85)), RED)
-    assert close_to(thumb.getpixel((245, 85)), BLUE)
+    assert close_to(pixel(thumb, (10, 85)), RED)
+    assert close_to(pixel(thumb, (245, 85)), BLUE)
 
 
 def test_jpeg_is_decoded_at_reduced_size(make_job: MakeJob, monkeypatch) -> None:
@@ -81,26 +88,27 @@ def test_jpeg_is_decoded_at_reduced_size(make_job: MakeJob, monkeypatch) -> None
     assert calls[0] == (400, 200)
 
 
-def test_exif_orientation_is_applied(make_job: MakeJob, monkeypatch) -> None:
+def test_exif_orientation_is_applied(make_job: MakeJob, monkeypatch: pytest.MonkeyPatch) -> None:
     # Stored landscape, left red / right blue; Orientation=6 means "rotate 90 deg clockwise to
     # display", so the displayed image is portrait with red on top.
     exif = Image.Exif()
     exif[0x0112] = 6
     data = encode(halves((800, 400), RED, BLUE), "JPEG", exif=exif.tobytes())
-    calls = []
+    calls: list[tuple[int, int]] = []
     real_draft = JpegImagePlugin.JpegImageFile.draft
-    monkeypatch.setattr(
-        JpegImagePlugin.JpegImageFile,
-        "draft",
-        lambda self, mode, size: calls.append(size) or real_draft(self, mode, size),
-    )
+
+    def spy(self: Any, mode: Any, size: tuple[int, int]) -> Any:
+        calls.append(size)
+        return real_draft(self, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
 
     job = make_job(data, filename="portrait.jpg")
     job.run(Thumbnail(), width=100, height=100)
     thumb = open_result(job.result())
     assert thumb.size == (50, 100)
-    assert close_to(thumb.getpixel((25, 10)), RED)
-    assert close_to(thumb.getpixel((25, 90)), BLUE)
+    assert close_to(pixel(thumb, (25, 10)), RED)
+    assert close_to(pixel(thumb, (25, 90)), BLUE)
     # The draft box is swapped too, since it applies to the stored (unrotated) image.
     assert calls == [(200, 200)]
 
@@ -114,8 +122,8 @@ def test_png_alpha_flattened_onto_white_for_jpeg(make_job: MakeJob) -> None:
     thumb = open_result(job.result())
     assert thumb.mode == "RGB"
     assert thumb.size == (100, 100)
-    assert close_to(thumb.getpixel((10, 50)), WHITE)
-    assert close_to(thumb.getpixel((90, 50)), GREEN)
+    assert close_to(pixel(thumb, (10, 50)), WHITE)
+    assert close_to(pixel(thumb, (90, 50)), GREEN)
 
 
 def test_png_output_keeps_alpha(make_job: MakeJob) -> None:
@@ -125,8 +133,8 @@ def test_png_output_keeps_alpha(make_job: MakeJob) -> None:
     assert (out.filename, out.content_type) == ("logo.thumbnail.png", "image/png")
     thumb = open_result(job.result())
     assert (thumb.format, thumb.mode, thumb.size) == ("PNG", "RGBA", (64, 32))
-    assert thumb.getpixel((5, 16))[3] == 0
-    assert thumb.getpixel((60, 16)) == (*GREEN, 255)
+    assert pixel(thumb, (5, 16))[3] == 0
+    assert pixel(thumb, (60, 16)) == (*GREEN, 255)
 
 
 def test_webp_output(make_job: MakeJob) -> None:

@@ -37,7 +37,7 @@ class PipelinedUpload(UploadFile):
         self._hashed_to = 0  # bytes of the spool handed to the hashing thread so far
         self._in_flight: asyncio.Future[None] | None = None
 
-    async def write(self, data: bytes | memoryview) -> None:  # type: ignore[override]
+    async def write(self, data: bytes | memoryview) -> None:
         if self.size is not None:
             self.size += len(data)
         self._spool.store(data)

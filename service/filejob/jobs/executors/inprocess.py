@@ -10,16 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filejob.jobs.control import StopReason, StopSignal
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job
-from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner, RunControl
+from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner
 
 log = logging.getLogger(__name__)
 
 _Item = tuple[str, IncomingFile | None]
+
+
+@dataclass
+class _Run:
+    """A job running here: how to stop it, and when it has stopped."""
+
+    stop: StopSignal = field(default_factory=StopSignal)
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class InProcessExecutor:
@@ -30,7 +41,7 @@ class InProcessExecutor:
         self.workers = workers
         self.stop_timeout = stop_timeout
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._running: dict[str, RunControl] = {}
+        self._running: dict[str, _Run] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}  # jobs waiting for a retry
         self._waiting: dict[str, int] = {}  # job id -> times it is in the queue
@@ -84,12 +95,11 @@ class InProcessExecutor:
         return len(self._timers)
 
     async def cancel(self, job_id: str) -> bool:
-        control = self._running.get(job_id)
-        if control is None:
+        run = self._running.get(job_id)
+        if run is None:
             return False
-        control.reason = "cancel"
-        control.stop.set()
-        await control.done.wait()
+        run.stop.request(StopReason.CANCEL)
+        await run.done.wait()
         return True
 
     async def run_until_idle(self, *, retries: bool = True) -> None:
@@ -108,7 +118,7 @@ class InProcessExecutor:
     async def finish_running(self, grace: float) -> None:
         """Start no more jobs; wait up to `grace` seconds for the running ones to finish."""
         self._paused = True
-        running = [control.done.wait() for control in self._running.values()]
+        running = [run.done.wait() for run in self._running.values()]
         if running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*running), grace)
@@ -118,10 +128,9 @@ class InProcessExecutor:
         for timer in self._timers.values():
             timer.cancel()  # their rows say when they are due; the next start resumes them
         self._timers.clear()
-        for control in self._running.values():
-            control.reason = "shutdown"
-            control.stop.set()
-        pending = [c.done.wait() for c in self._running.values()]
+        for run in self._running.values():
+            run.stop.request(StopReason.SHUTDOWN)
+        pending = [run.done.wait() for run in self._running.values()]
         if pending:
             try:
                 await asyncio.wait_for(asyncio.gather(*pending), self.stop_timeout)
@@ -147,14 +156,14 @@ class InProcessExecutor:
                     await upload.release()
                 self._queue.task_done()
                 continue
-            control = RunControl()
+            run = _Run()
             take_back = job_id in self._broken and job_id not in self._running
-            self._running[job_id] = control
+            self._running[job_id] = run
             try:
-                await self.runner.run(job_id, upload, control, take_back=take_back)
+                outcome = await self.runner.run(job_id, upload, run.stop, take_back=take_back)
                 self._broken.discard(job_id)
-                if control.retry_in is not None:
-                    await self.schedule(job_id, delay=control.retry_in)
+                if outcome.retry_in is not None:
+                    await self.schedule(job_id, delay=outcome.retry_in)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -165,5 +174,5 @@ class InProcessExecutor:
                 await self.schedule(job_id, delay=RUNNER_ERROR_DELAY)
             finally:
                 self._running.pop(job_id, None)
-                control.done.set()
+                run.done.set()
                 self._queue.task_done()

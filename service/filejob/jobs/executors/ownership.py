@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from filejob.db.deployment import ADVISORY_KEY, RefusedToStart
 
@@ -91,7 +92,8 @@ class AdvisoryLock:
 
     def acquire(self) -> None:
         # Keepalives: a connection cut without a word is noticed in about a minute, not hours.
-        connection = psycopg.connect(self.conninfo, autocommit=True, **_KEEPALIVES)
+        conninfo = make_conninfo(self.conninfo, **_KEEPALIVES)
+        connection = psycopg.connect(conninfo, autocommit=True)
         row = connection.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
         if not (row and row[0]):
             connection.close()

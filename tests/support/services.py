@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psutil
 import psycopg
 
 from filejob.db.migrations import upgrade
+from tests.support.ports import free_ports, listens_on
+from tests.support.wait import wait_until
 
 # The PostgreSQL server the tests create their databases on (see .ci/run, which starts it).
 POSTGRES = os.environ.get("FILEJOB_TEST_POSTGRES", "postgres@127.0.0.1:5432")
@@ -26,7 +25,7 @@ BUCKET = "filejob-test"
 
 def postgres_admin(statement: str) -> None:
     with psycopg.connect(f"postgresql://{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
+        connection.execute(statement)
 
 
 @contextmanager
@@ -42,31 +41,6 @@ def postgres_database(template: str | None = None) -> Iterator[str]:
         yield url
     finally:
         postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 now (all held open while choosing, so the
-    kernel cannot hand out one twice). Another process may still take one before its user
-    binds it: callers that start servers retry on a bind failure."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-
-
-def listens_on(pid: int, port: int) -> bool:
-    """Whether process `pid` holds the listening socket of `port` (a server answering on a
-    port chosen free may be another process that took it first)."""
-    try:
-        sockets = psutil.Process(pid).net_connections(kind="tcp")
-    except psutil.NoSuchProcess:
-        return False
-    return any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets)
 
 
 SEAWEEDFS_ATTEMPTS = 3
@@ -110,20 +84,21 @@ def _start_seaweedfs(root: Path) -> tuple[subprocess.Popen[bytes], int]:
 def _seaweedfs_ready(process: subprocess.Popen[bytes], s3_port: int, log: Path) -> bool:
     """Wait until the bucket exists and volumes are allocated; False if weed exited."""
     endpoint = f"http://127.0.0.1:{s3_port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def up_or_exited() -> bool:
         if process.poll() is not None:
-            print(f"SeaweedFS exited while starting:\n{log.read_text()[-2000:]}")
-            return False
+            return True
         try:
             created = httpx.put(f"{endpoint}/{BUCKET}", timeout=2).status_code == 200
         except httpx.TransportError:
-            created = False
+            return False
         # Another process that took the S3 port first would answer too.
-        if created and listens_on(process.pid, s3_port):
-            break
-        assert time.monotonic() < deadline, "SeaweedFS did not start in 60 s"
-        time.sleep(0.2)
+        return created and listens_on(process.pid, s3_port)
+
+    wait_until(up_or_exited, timeout=60, interval=0.2, message="SeaweedFS did not start in 60 s")
+    if process.poll() is not None:
+        print(f"SeaweedFS exited while starting:\n{log.read_text()[-2000:]}")
+        return False
     # The first object makes SeaweedFS allocate its volumes (seconds): pay that here,
     # not in whichever test happens to write first.
     warm = httpx.put(f"{endpoint}/{BUCKET}/warm-up", content=b"x", timeout=60)

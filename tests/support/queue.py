@@ -1,5 +1,6 @@
-"""The distributed profile's workers: `filejob worker`'s `QueueWorker` run as a task in the
-test's event loop, and a drain that waits on procrastinate's queue in PostgreSQL."""
+"""The distributed profile's queue: `filejob worker`'s `QueueWorker` run as a task in the
+test's event loop, a drain that waits on procrastinate's queue in PostgreSQL, and a job's
+entries in it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import psycopg
+from fastapi import FastAPI
+from sqlalchemy import text
 
 from filejob.config import Settings
 from filejob.db.engine import conninfo
 from filejob.processors.registry import ProcessorRegistry
 from filejob.worker import QueueWorker
+from tests.support.wait import wait_until_async
 
 DRAIN_LIMIT = 60  # seconds; no test's jobs take nearly that long
 _PENDING = """
@@ -57,10 +61,23 @@ async def run_queue_until_idle(database_url: str, *, retries: bool = True) -> No
     async with await psycopg.AsyncConnection.connect(
         conninfo(database_url), autocommit=True
     ) as connection:
-        async with asyncio.timeout(DRAIN_LIMIT):
-            while True:
-                cursor = await connection.execute(_PENDING, {"later": retries})
-                row = await cursor.fetchone()
-                if row is not None and row[0] == 0:
-                    return
-                await asyncio.sleep(0.02)
+
+        async def idle() -> bool:
+            cursor = await connection.execute(_PENDING, {"later": retries})
+            row = await cursor.fetchone()
+            return row is not None and row[0] == 0
+
+        await wait_until_async(idle, timeout=DRAIN_LIMIT, message="the queue did not drain")
+
+
+async def queue_entries(app: FastAPI, job_id: str) -> list[tuple[int, str]]:
+    """The job's procrastinate entries (id, status), oldest first."""
+    async with app.state.services.jobs.db.read() as session:
+        rows = await session.execute(
+            text(
+                "SELECT id, status::text FROM procrastinate_jobs "
+                "WHERE args->>'job_id' = :job_id ORDER BY id"
+            ),
+            {"job_id": job_id},
+        )
+        return [(row[0], row[1]) for row in rows]

@@ -1,4 +1,5 @@
-"""Test-only processors and helpers shared by the suites."""
+"""The tests' own processors (slow, gated, failing, crashing, leaking...) and the registry
+that offers them with the built-in ones."""
 
 from __future__ import annotations
 
@@ -9,13 +10,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import OperationalError
 
-from filejob.jobs.runner import JobRunner
 from filejob.processors import (
     NoParams,
     Output,
@@ -257,6 +254,7 @@ class LeakyChild(Leaky):
 
 
 def test_registry() -> ProcessorRegistry:
+    """The built-in processors and all of the above: what the tests' apps and workers offer."""
     return ProcessorRegistry(
         [
             *builtin_processors(),
@@ -276,116 +274,3 @@ def test_registry() -> ProcessorRegistry:
 
 
 test_registry.__test__ = False  # type: ignore[attr-defined]
-
-
-def files_under(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file())
-
-
-def stored_files(data_dir: Path) -> list[Path]:
-    """Blobs and temp files (not the database) of the embedded profile's folder."""
-    return files_under(data_dir / "blobs") + files_under(data_dir / "tmp")
-
-
-async def blob_bytes(app: Any, key: str) -> bytes:
-    """A stored blob's content, read through the storage backend (any profile)."""
-    reader = await app.state.services.jobs.storage.open(key)
-    try:
-        return reader.read_at(0, reader.size)
-    finally:
-        reader.close()
-
-
-async def stored(app: Any) -> list[str]:
-    """What jobs left behind, on any profile: the storage backend's keys ("inputs/<id>",
-    "results/<id>") and the local temp files ("tmp/<name>"; both backends spool there)."""
-    storage = app.state.services.jobs.storage
-    keys = sorted(info.key for info in await storage.list())
-    return keys + sorted(f"tmp/{p.name}" for p in storage.tmp_dir.iterdir() if p.is_file())
-
-
-async def submit(
-    client: httpx.AsyncClient,
-    content: bytes,
-    processor: str = "checksum",
-    *,
-    filename: str = "input.bin",
-    content_type: str = "application/octet-stream",
-    params: dict[str, Any] | str | None = None,
-    delete_after_download: bool | None = None,
-    max_attempts: int | None = None,
-    timeout_seconds: float | None = None,
-    callback_url: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    import json
-
-    data: dict[str, str] = {"processor": processor}
-    if params is not None:
-        data["params"] = params if isinstance(params, str) else json.dumps(params)
-    if delete_after_download is not None:
-        data["delete_after_download"] = "true" if delete_after_download else "false"
-    if max_attempts is not None:
-        data["max_attempts"] = str(max_attempts)
-    if timeout_seconds is not None:
-        data["timeout_seconds"] = str(timeout_seconds)
-    if callback_url is not None:
-        data["callback_url"] = callback_url
-    return await client.post(
-        "/v1/jobs",
-        data=data,
-        files={"file": (filename, content, content_type)},
-        headers=headers,
-    )
-
-
-async def wait_for_status(client: httpx.AsyncClient, job_id: str, *statuses: str) -> dict[str, Any]:
-    """Poll the job as a client would until it reaches one of `statuses` (bounded: 30 s)."""
-    import anyio
-
-    with anyio.fail_after(30):
-        while True:
-            job = (await client.get(f"/v1/jobs/{job_id}")).json()
-            if job["status"] in statuses:
-                return job
-            await anyio.sleep(0.01)
-
-
-class CountingBody:
-    """A request body of `chunks` chunks of filler that counts how many the server pulled:
-    a refusal "before the body is read" pulls at most the first."""
-
-    def __init__(self, chunks: int, size: int = 65536) -> None:
-        self.chunks, self.size, self.pulled = chunks, size, 0
-
-    async def __aiter__(self) -> Any:
-        for _ in range(self.chunks):
-            self.pulled += 1
-            yield b"x" * self.size
-
-
-async def eventually(condition: Any, limit: float = 10) -> None:
-    """Wait until `await condition()` is true (bounded: `limit` seconds)."""
-    import anyio
-
-    with anyio.fail_after(limit):
-        while True:
-            if await condition():
-                return
-            await anyio.sleep(0.01)
-
-
-def fail_finishing(monkeypatch: Any, times: int) -> list[str]:
-    """Make the next `times` ends of attempts raise, as a database gone away would; returns
-    the statuses that could not be written."""
-    real = JobRunner._finish
-    refused: list[str] = []
-
-    async def finish(runner: JobRunner, job: Any, status: Any, *args: Any, **kwargs: Any) -> bool:
-        if len(refused) < times:
-            refused.append(status.value)
-            raise OperationalError("UPDATE jobs", {}, Exception("the database went away"))
-        return await real(runner, job, status, *args, **kwargs)
-
-    monkeypatch.setattr(JobRunner, "_finish", finish)
-    return refused

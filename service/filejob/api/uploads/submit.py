@@ -1,0 +1,85 @@
+"""POST /v1/jobs: upload a file and start a job. Its body is parsed by `UploadRoute`
+(api/uploads/route.py) before the handler runs; the job's other routes are in api/jobs.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, Response, UploadFile
+
+from filejob.api.caller import DOCUMENTED, CallerDep
+from filejob.api.deps import JobsDep, LinksDep, ServicesDep
+from filejob.api.jobs import PROBLEMS, job_response
+from filejob.api.problems import VALIDATION
+from filejob.api.schemas import JobOut
+from filejob.api.uploads.owned import OwnedUpload
+from filejob.api.uploads.route import UploadRoute
+from filejob.jobs.admission import JobRequest
+
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    route_class=UploadRoute,
+    responses=VALIDATION,
+    dependencies=DOCUMENTED,
+)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses=PROBLEMS,
+    summary="Upload a file and start a job",
+)
+async def submit_job(
+    request: Request,
+    caller: CallerDep,
+    jobs: JobsDep,
+    links: LinksDep,
+    services: ServicesDep,
+    background: BackgroundTasks,
+    file: Annotated[UploadFile, File(description="The file to process.")],
+    processor: Annotated[str, Form(min_length=1, description="Processor name.")],
+    params: Annotated[str | None, Form(description="Processor params, a JSON object.")] = None,
+    delete_after_download: Annotated[bool, Form()] = False,
+    max_attempts: Annotated[
+        int | None,
+        Form(ge=1, description="Most attempts for this job; capped by FILEJOB_MAX_ATTEMPTS."),
+    ] = None,
+    timeout_seconds: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            description="Seconds one attempt may take (default: the processor's); capped by "
+            "FILEJOB_MAX_JOB_SECONDS.",
+        ),
+    ] = None,
+    callback_url: Annotated[
+        str | None,
+        Form(
+            max_length=2048,
+            description="POSTed the job's JSON, signed, when the job is final.",
+        ),
+    ] = None,
+) -> Response:
+    # From here on the job, not the request, owns the open upload (see api/uploads/owned.py).
+    upload = OwnedUpload.take(file)
+    asked = JobRequest(
+        processor.strip(),
+        params,
+        delete_after_download,
+        max_attempts,
+        timeout_seconds,
+        callback_url or None,
+    )
+    try:
+        job = await jobs.accept(upload, asked, caller)
+    except BaseException:
+        await upload.release()
+        raise
+    background.add_task(jobs.executor.schedule, job.id, upload)
+    services.metrics.uploaded.inc(job.input_size)
+    response = job_response(request, JobOut.of(job, links), status_code=202)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return response
