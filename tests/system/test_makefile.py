@@ -31,3 +31,18 @@ def test_test_installs_the_dev_extras(tmp_path: Path) -> None:
     plan = planned("test", tmp_path)
     assert "-e '.[dev]'" in plan
     assert "pytest" in plan
+
+
+def test_test_checks_types_layers_and_the_docs_site(tmp_path: Path) -> None:
+    plan = planned("test", tmp_path)
+    assert "/mypy" in plan
+    assert "/lint-imports" in plan
+    assert "mkdocs build --strict" in plan
+
+
+def test_the_fast_tier_is_style_types_and_unit_tests(tmp_path: Path) -> None:
+    plan = planned("test-fast", tmp_path)
+    assert "ruff check" in plan
+    assert "/mypy" in plan
+    assert "pytest -q -n 0 tests/unit" in plan
+    assert "tests/api" not in plan and "tests/system" not in plan
