@@ -54,11 +54,17 @@ class UploadSpool(io.RawIOBase):
     def rollover(self) -> None:
         if self._rolled:
             return
-        disk, self.named_path = self._temp_files.open()
+        disk, path = self._temp_files.open()
         memory = self._file
-        disk.write(memory.getbuffer())  # type: ignore[attr-defined]
-        disk.seek(memory.tell())
-        self._file = disk
+        try:
+            disk.write(memory.getbuffer())  # type: ignore[attr-defined]
+            disk.seek(memory.tell())
+        except BaseException:
+            # The disk filled up, say: the spool stays in memory, so `close` would never see
+            # this file; give it back now, or a named one stays on disk (and in use) for good.
+            self._temp_files.close(disk, path)
+            raise
+        self._file, self.named_path = disk, path
         self._rolled = True
 
     @property
