@@ -30,7 +30,7 @@ def is_loopback(host: str) -> bool:
 
 
 class Settings(BaseSettings):
-    """Every knob the server has; the README's settings table mirrors this class."""
+    """Every knob the server has; docs/settings.md's table mirrors this class."""
 
     model_config = SettingsConfigDict(env_prefix="FILEJOB_", extra="ignore")
 
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         "(killed, frozen, cut off) is run again by another worker within this time.",
     )
 
-    # -- identity and limits (see the README's Security section) --
+    # -- identity and limits (see docs/security.md) --
     auth: Literal["required", "off"] | None = Field(
         None,
         description="`required`: every /v1 request needs an API key; `off`: anonymous access. "

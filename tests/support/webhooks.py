@@ -1,4 +1,5 @@
-"""A real webhook receiver: an HTTP server on 127.0.0.1 in a thread, with scripted replies."""
+"""A real webhook receiver (an HTTP server on 127.0.0.1 in a thread, with scripted replies),
+and waiting for an app's deliveries to settle."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from tests.support.wait import wait_until_async
 
 
 @dataclass
@@ -77,3 +84,18 @@ def receiving() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# The signing secret of the webhook tests' apps.
+SECRET = "hook-secret-0123456789-abcdefghijklmnop"
+
+
+async def settled(app: FastAPI, client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    """Run due deliveries until the job's callback is delivered or failed (bounded)."""
+
+    async def delivered_or_failed() -> dict[str, Any] | None:
+        await app.state.webhooks.deliver_due()
+        job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
+        return job if job["callback"]["state"] in ("delivered", "failed") else None
+
+    return await wait_until_async(delivered_or_failed, timeout=20)

@@ -1,5 +1,6 @@
 """What the job layer needs of an uploaded file: the open bytes, what the client said about
-them, and a way to hand them back. The HTTP layer's `IncomingFile` is one; tests and other
+them, and a way to hand them back. The HTTP layer's `OwnedUpload` (api/uploads/owned.py) is
+one; tests and other
 front doors (tus, a CLI import) can bring their own."""
 
 from __future__ import annotations

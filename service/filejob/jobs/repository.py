@@ -197,7 +197,7 @@ class JobRepository:
             job, JobStatus.QUEUED, error_code=code, error_message=message, next_attempt_at=due
         )
 
-    async def cancelled(self, job: Job) -> bool:
+    async def cancel(self, job: Job) -> bool:
         """running -> cancelled (the client asked, and the attempt stopped)."""
         return await self._end_attempt(
             job, JobStatus.CANCELLED, error_code=None, error_message=None

@@ -149,7 +149,7 @@ class JobRunner:
             if await self._finish(job, JobStatus.QUEUED, lambda repo: repo.put_back(job)):
                 return RunOutcome(RunEnd.INTERRUPTED)
             return _SUPERSEDED
-        if await self._finish(job, JobStatus.CANCELLED, lambda repo: repo.cancelled(job)):
+        if await self._finish(job, JobStatus.CANCELLED, lambda repo: repo.cancel(job)):
             return RunOutcome(RunEnd.CANCELLED)
         return _SUPERSEDED
 

@@ -70,7 +70,7 @@ class Sweeper:
             )
             rescued += 1
         if rescued:
-            log.warning("re-submitted %d queued job(s) whose hand-off was lost", rescued)
+            log.warning("re-scheduled %d queued job(s) whose hand-off was lost", rescued)
         return rescued
 
     async def _expire_old_results(self) -> int:

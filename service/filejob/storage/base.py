@@ -79,7 +79,7 @@ class Storage(Protocol):
         ...
 
     def free_bytes(self) -> int:
-        """Bytes free where uploads land first (for admission control and readiness)."""
+        """Bytes free where uploads land first (for the uploads' free-space check and readiness)."""
         ...
 
     def new_spool(self, memory_bytes: int) -> UploadSpool:

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs installed
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from tests.support.jobs import submit, wait_for_status
 from tests.support.settings import PROFILES
 from tests.support.storage import stored
-from tests.support.wait import wait_until_async as eventually
+from tests.support.wait import wait_until_async
 
 
 @pytest.fixture
@@ -59,8 +58,11 @@ async def test_cancel_terminates_the_child(
     params = {"seconds": 60, "pid_file": str(pid_file)}
     job_id = (await submit(client, b"data", "spin", params=params)).json()["id"]
     await wait_for_status(client, job_id, "running")
-    while not pid_file.exists() or not pid_file.read_text():  # noqa: ASYNC110
-        await anyio.sleep(0.01)
+
+    async def child_started() -> bool:
+        return pid_file.exists() and bool(pid_file.read_text())
+
+    await wait_until_async(child_started)
     assert (await client.delete(f"/v1/jobs/{job_id}")).status_code == 204
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "cancelled"
     assert child_is_gone(pid_file)  # the CPU-bound child is gone, not abandoned
@@ -122,4 +124,4 @@ async def test_what_a_child_leaves_behind_dies_with_it(
         except psutil.NoSuchProcess:
             return True
 
-    await eventually(gone)
+    await wait_until_async(gone)

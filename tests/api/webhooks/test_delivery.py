@@ -9,7 +9,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -23,9 +22,8 @@ from filejob.webhooks.signature import verify
 from tests.support.auth import tenant
 from tests.support.jobs import submit, wait_for_status
 from tests.support.storage import stored
-from tests.support.webhooks import Receiver
+from tests.support.webhooks import SECRET, Receiver, settled
 
-SECRET = "hook-secret-0123456789-abcdefghijklmnop"
 CIRCLED_LOCALHOST = "\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3"  # "localhost"
 
 
@@ -39,17 +37,6 @@ def settings_overrides() -> dict[str, Any]:
         "webhook_timeout": 0.5,
         "webhook_max_attempts": 3,
     }
-
-
-async def settled(app: FastAPI, client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    """Run due deliveries until the job's callback is delivered or failed (bounded)."""
-    with anyio.fail_after(20):
-        while True:
-            await app.state.webhooks.deliver_due()
-            job = (await client.get(f"/v1/jobs/{job_id}")).json()
-            if job["callback"]["state"] in ("delivered", "failed"):
-                return job
-            await anyio.sleep(0.02)
 
 
 def resolving(answers: dict[str, str]) -> Callable[..., Awaitable[Any]]:

@@ -1,5 +1,5 @@
 """Drives filejob's page in the system's headless Chromium (Playwright, no browser download):
-shared by tests/system/web and docs/screenshot.py, which makes the README's screenshot."""
+shared by tests/system/web and docs/screenshot.py, which makes docs/page.png."""
 
 from __future__ import annotations
 

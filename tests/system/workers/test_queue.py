@@ -1,5 +1,6 @@
-"""The shared queue from the API's side: transactional enqueue, cancel through procrastinate's
-abort, a worker's graceful stop, and an API server that never runs a processor itself."""
+"""The shared queue from the API's side: the row and its queue entry in one transaction,
+cancel through procrastinate's abort, a worker's graceful stop, and an API server that never
+runs a processor itself."""
 
 from __future__ import annotations
 

@@ -131,7 +131,7 @@ async def _limited(
     """The body, refused once it passes `limit` bytes, stalls for `idle_timeout` seconds, or
     is still arriving `deadline` seconds after it began (a slow client holding a connection
     and a spool open, however steadily it dribbles; a proxy in front should cut such clients
-    off earlier, see the README)."""
+    off earlier, see docs/security.md)."""
     seen = 0
     chunks = aiter(stream)
     ends_at = anyio.current_time() + deadline
@@ -229,7 +229,7 @@ def _parse_error(exc: BaseException) -> BaseException:
 
 
 def _refuse_when_disk_is_full(policy: UploadPolicy, declared_bytes: int) -> None:
-    """Admission control: refuse before reading a byte when the disk is (nearly) full."""
+    """The free-space check: refuse before reading a byte when the disk is (nearly) full."""
     if policy.free_bytes is None:
         return
     free = policy.free_bytes()

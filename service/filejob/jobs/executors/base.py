@@ -43,7 +43,7 @@ class Executor(Protocol):
 
     def knows(self, job_id: str) -> bool:
         """Whether the job is waiting, due for a retry or running here (a queued job nobody
-        knows lost its hand-off and is re-submitted by the sweeper)."""
+        knows lost its hand-off and is re-scheduled by the sweeper)."""
         ...
 
     async def finish_running(self, grace: float) -> None:

@@ -1,8 +1,8 @@
 """The embedded executor: a FIFO queue drained by `workers` asyncio tasks in the server process.
 
 Processors run in worker threads (bounded by the runner's limiter), never on the event loop.
-Durability does not come from here: every submitted job already has its row and stored input,
-and `recover()` re-submits whatever a previous process left unfinished.
+Durability does not come from here: every scheduled job already has its row and stored input,
+and `JobService.resume_unfinished()` re-schedules whatever a previous process left unfinished.
 """
 
 from __future__ import annotations

@@ -12,9 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from filejob.webhooks.signature import sign
-from tests.api.webhooks.test_delivery import SECRET, settled
 from tests.support.jobs import submit
-from tests.support.webhooks import Receiver
+from tests.support.webhooks import SECRET, Receiver, settled
 
 PAGE = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 
