@@ -27,23 +27,21 @@ from filejob.api.uploads.route import UploadPolicy
 from filejob.auth.ratelimit import RateLimiter
 from filejob.auth.service import KeyService
 from filejob.compose import (
-    admission,
-    database,
     executor_for,
     executor_lock,
     job_runner,
+    job_service,
     key_defaults,
     link_signer,
+    opened,
     storage_for,
-    webhook_policy,
+    sweeper,
+    webhooks,
 )
 from filejob.config import Settings
-from filejob.db.deployment import check_executor
 from filejob.db.engine import Database, conninfo
-from filejob.db.migrations import ensure_schema_current
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.ownership import ExecutorLock
-from filejob.jobs.service import JobService
 from filejob.jobs.sweeper import Sweeper
 from filejob.jobs.watch import JobWatcher
 from filejob.ops.logs import RequestIds
@@ -79,7 +77,7 @@ def upload_policy(settings: Settings, storage: Storage) -> UploadPolicy:
 
 
 @dataclass(frozen=True)
-class Composed:
+class HttpParts:
     """What the lifespan builds on the open database: what requests use (`services`,
     `uploads`) and what runs beside them (`webhooks`, `sweeper`)."""
 
@@ -89,36 +87,28 @@ class Composed:
     sweeper: Sweeper
 
 
-async def _compose(
+async def _http_parts(
     settings: Settings, db: Database, registry: ProcessorRegistry | None
-) -> Composed:
-    """The app's parts on `db`; `registry` defaults to the installed processors."""
+) -> HttpParts:
+    """The app's parts on `db`: `compose`'s, plus what only HTTP needs; `registry` defaults
+    to the installed processors."""
     storage = storage_for(settings)
     available = registry if registry is not None else ProcessorRegistry.discover()
     metrics = Metrics(db)
     executor = executor_for(
         settings, db, lambda: job_runner(settings, db, storage, available, metrics.jobs)
     )
-    job_service = JobService(
-        db,
-        storage,
-        executor,
-        admission(settings, db, available),
-        max_attempts=settings.max_attempts,
-        max_job_seconds=settings.max_job_seconds,
-    )
+    jobs = job_service(settings, db, storage, executor, available)
     links = await link_signer(settings, db)
-    webhooks = WebhookDispatcher(
-        db,
-        lambda job: JobOut.of(job, links).model_dump_json().encode(),
-        webhook_policy(settings),
+    dispatcher = webhooks(
+        settings, db, lambda job: JobOut.of(job, links).model_dump_json().encode()
     )
     watcher = JobWatcher(db)
     db.after_commit.append(watcher.poke)
     presigner = storage.abilities.presigns_downloads
     services = Services(
         settings,
-        job_service,
+        jobs,
         available,
         executor,
         authenticator(settings, db),
@@ -128,24 +118,9 @@ async def _compose(
         metrics,
         presigner if settings.s3_presigned_downloads else None,
     )
-    sweeper = Sweeper(
-        job_service, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace
+    return HttpParts(
+        services, upload_policy(settings, storage), dispatcher, sweeper(settings, jobs)
     )
-    return Composed(services, upload_policy(settings, storage), webhooks, sweeper)
-
-
-@asynccontextmanager
-async def _opened(settings: Settings) -> AsyncIterator[Database]:
-    """The database, its schema current and its executor mode this deployment's, warmed up;
-    disposed on exit (also when a check fails)."""
-    db = database(settings)
-    try:
-        await ensure_schema_current(db)
-        await check_executor(db, settings.executor)
-        await db.warm()
-        yield db
-    finally:
-        await db.dispose()
 
 
 @asynccontextmanager
@@ -197,7 +172,7 @@ async def _keep(lock: ExecutorLock, executor: Executor) -> None:
 
 
 def _loops(
-    settings: Settings, parts: Composed, lock: ExecutorLock | None
+    settings: Settings, parts: HttpParts, lock: ExecutorLock | None
 ) -> dict[str, Coroutine[Any, Any, None]]:
     """The app's background loops, by task name, in the order they start (they stop in
     reverse)."""
@@ -225,8 +200,8 @@ def create_app(
         # Whatever was entered is left in reverse order, on every path: a start-up that fails
         # half-way (a lock held elsewhere, a bad setting) leaves nothing open either.
         async with contextlib.AsyncExitStack() as stack:
-            db = await stack.enter_async_context(_opened(settings))
-            parts = await _compose(settings, db, registry)
+            db = await stack.enter_async_context(opened(settings))
+            parts = await _http_parts(settings, db, registry)
             stack.push_async_callback(parts.webhooks.close)
             app.state.services, app.state.webhooks = parts.services, parts.webhooks
             app.state.upload_policy = parts.uploads

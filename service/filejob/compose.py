@@ -1,12 +1,13 @@
 """Composition for every process: `Settings` in, the pieces `filejob serve`, `filejob worker`
-and the CLI are made of out (database, storage, runner, executor, admission, signing). Each
-choice (which storage, which executor, which lock) is made here, once; the HTTP app adds only
-what HTTP needs (app.py)."""
+and the CLI are made of out (the opened database, storage, runner, executor, admission,
+signing, the job service, its sweeper, webhook delivery). Each choice (which storage, which
+executor, which lock) is made here, once; the HTTP app adds only what HTTP needs (app.py)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -28,13 +29,16 @@ from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.inprocess import InProcessExecutor
 from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
+from filejob.jobs.model import Job
 from filejob.jobs.runner import JobRunner
+from filejob.jobs.service import JobService
+from filejob.jobs.sweeper import Sweeper
 from filejob.processors.registry import ProcessorRegistry
 from filejob.storage.base import Storage
 from filejob.storage.local import LocalStorage
 from filejob.storage.s3 import S3Storage
 from filejob.webhooks.addresses import parse_callback_url
-from filejob.webhooks.dispatcher import WebhookPolicy
+from filejob.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
 
 log = logging.getLogger("filejob")
 
@@ -44,6 +48,20 @@ def database(settings: Settings) -> Database:
     return Database(
         settings.database_url, durable=settings.fsync, busy_timeout=settings.db_busy_timeout
     )
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Database]:
+    """The database, its schema current and its executor mode this deployment's, warmed up;
+    disposed on exit (also when a check fails)."""
+    db = database(settings)
+    try:
+        await ensure_schema_current(db)
+        await check_executor(db, settings.executor)
+        await db.warm()
+        yield db
+    finally:
+        await db.dispose()
 
 
 def storage_for(settings: Settings) -> LocalStorage | S3Storage:
@@ -102,6 +120,34 @@ def executor_for(settings: Settings, db: Database, runner: Callable[[], JobRunne
     return InProcessExecutor(runner(), settings.workers)
 
 
+def job_service(
+    settings: Settings,
+    db: Database,
+    storage: Storage,
+    executor: Executor,
+    registry: ProcessorRegistry,
+) -> JobService:
+    """The jobs' use cases (accept, read, cancel, expire, resume), admitting by `registry`."""
+    return JobService(
+        db,
+        storage,
+        executor,
+        admission(settings, db, registry),
+        max_attempts=settings.max_attempts,
+        max_job_seconds=settings.max_job_seconds,
+    )
+
+
+def sweeper(settings: Settings, jobs: JobService) -> Sweeper:
+    """The housekeeping of `jobs`: expired results, stranded jobs, orphaned blobs and temp files."""
+    return Sweeper(jobs, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace)
+
+
+def webhooks(settings: Settings, db: Database, render: Callable[[Job], bytes]) -> WebhookDispatcher:
+    """Delivers job callbacks, each body `render(job)`; close it when done."""
+    return WebhookDispatcher(db, render, webhook_policy(settings))
+
+
 def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> Admission:
     return Admission(
         db,
@@ -145,20 +191,16 @@ async def preflight(settings: Settings) -> None:
         RateLimiter(settings.rate_limit_storage)  # builds its store; connects on first use
     except ValueError as exc:
         raise RefusedToStart(str(exc)) from None
-    db = database(settings)
     try:
-        await ensure_schema_current(db)
-        await check_executor(db, settings.executor)
+        async with opened(settings):
+            pass
     except DBAPIError as exc:  # none there, or unreachable: no traceback for that
-        await db.dispose()
-        await sqlite_threads_stopped()
+        await sqlite_threads_stopped()  # `opened` has disposed of the database by now
         shown = make_url(settings.database_url).render_as_string(hide_password=True)
         raise RefusedToStart(
             f"cannot use the database {shown}: {exc.orig} (is FILEJOB_DATA_DIR or "
             "FILEJOB_DATABASE_URL right, and has `filejob db upgrade` run?)"
         ) from None
-    finally:
-        await db.dispose()
     if settings.executor == "inprocess":
         lock = executor_lock(settings)
         await anyio.to_thread.run_sync(lock.acquire)

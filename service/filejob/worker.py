@@ -24,11 +24,9 @@ from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.jobs import Job as QueueJob
 from prometheus_client import CollectorRegistry, start_http_server
 
-from filejob.compose import database, job_runner, storage_for
+from filejob.compose import job_runner, opened, storage_for
 from filejob.config import Settings
-from filejob.db.deployment import check_executor
 from filejob.db.engine import Database, conninfo
-from filejob.db.migrations import ensure_schema_current
 from filejob.jobs.control import RunEnd, StopReason, StopSignal
 from filejob.jobs.executors.procrastinate import QUEUE, TASK, defer, retire_stalled
 from filejob.jobs.repository import JobRepository
@@ -113,11 +111,7 @@ class QueueWorker:
         no more jobs, give running ones FILEJOB_SHUTDOWN_GRACE seconds, and put the rest back
         in the queue for another worker."""
         settings = self.settings
-        db = database(settings)
-        stack = contextlib.ExitStack()
-        try:
-            await ensure_schema_current(db)
-            await check_executor(db, settings.executor)
+        async with opened(settings) as db, contextlib.AsyncExitStack() as stack:
             storage = storage_for(settings)
             runner = job_runner(
                 settings,
@@ -133,35 +127,32 @@ class QueueWorker:
                     self.metrics_port, addr=settings.host, registry=self.registry
                 )
                 stack.callback(server.shutdown)
-            async with app.open_async():
-                rescue = asyncio.create_task(
-                    self._housekeep_forever(app, db, storage), name="housekeeping"
+            await stack.enter_async_context(app.open_async())
+            rescue = asyncio.create_task(
+                self._housekeep_forever(app, db, storage), name="housekeeping"
+            )
+            log.info("worker %s: %d at once", self.name, self.concurrency)
+            self.ready.set()
+            try:
+                await app.run_worker_async(
+                    queues=[QUEUE],
+                    name=self.name,
+                    concurrency=self.concurrency,
+                    listen_notify=True,
+                    # A notification wakes the worker for a new entry, but nothing wakes
+                    # it when a retry's scheduled time comes: polling every second (not
+                    # procrastinate's 5 s) starts a retry within 1 s of its backoff.
+                    fetch_job_polling_interval=1.0,
+                    abort_job_polling_interval=1.0,
+                    shutdown_graceful_timeout=settings.shutdown_grace,
+                    update_heartbeat_interval=self.liveness.heartbeat,
+                    stalled_worker_timeout=self.liveness.silent_after,
+                    install_signal_handlers=self.install_signal_handlers,
                 )
-                log.info("worker %s: %d at once", self.name, self.concurrency)
-                self.ready.set()
-                try:
-                    await app.run_worker_async(
-                        queues=[QUEUE],
-                        name=self.name,
-                        concurrency=self.concurrency,
-                        listen_notify=True,
-                        # A notification wakes the worker for a new entry, but nothing wakes
-                        # it when a retry's scheduled time comes: polling every second (not
-                        # procrastinate's 5 s) starts a retry within 1 s of its backoff.
-                        fetch_job_polling_interval=1.0,
-                        abort_job_polling_interval=1.0,
-                        shutdown_graceful_timeout=settings.shutdown_grace,
-                        update_heartbeat_interval=self.liveness.heartbeat,
-                        stalled_worker_timeout=self.liveness.silent_after,
-                        install_signal_handlers=self.install_signal_handlers,
-                    )
-                finally:
-                    rescue.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await rescue
-        finally:
-            stack.close()
-            await db.dispose()
+            finally:
+                rescue.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await rescue
 
     def _queue_app(self, runner: JobRunner) -> procrastinate.App:
         connector = procrastinate.PsycopgConnector(
