@@ -12,7 +12,7 @@ from filejob.api.caller import DOCUMENTED, CallerDep
 from filejob.api.deps import JobsDep, LinksDep, ServicesDep
 from filejob.api.downloads.ranges import etag_matches
 from filejob.api.problems import VALIDATION, problems
-from filejob.api.schemas import JobList, JobOut, ResultLinkOut
+from filejob.api.schemas import JobList, JobOut, ResultLinkOut, job_json
 from filejob.jobs.states import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=VALIDATION, dependencies=DOCUMENTED)
@@ -37,13 +37,19 @@ PROBLEMS = problems(
 
 
 def job_response(request: Request, job: JobOut, status_code: int = 200) -> Response:
-    """The job's JSON with an ETag (a 304 when If-None-Match has it) and, while it is not
-    final, a Retry-After."""
-    body = job.model_dump_json().encode()
+    """`job` as `json_response` sends it."""
+    return json_response(request, job.model_dump_json().encode(), job.status, status_code)
+
+
+def json_response(
+    request: Request, body: bytes, status: JobStatus, status_code: int = 200
+) -> Response:
+    """A job's JSON `body` with an ETag (a 304 when If-None-Match has it) and, while the job
+    (in `status`) is not final, a Retry-After."""
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if not job.status.is_final:
-        headers["Retry-After"] = "1" if job.status is JobStatus.RUNNING else "2"
+    if not status.is_final:
+        headers["Retry-After"] = "1" if status is JobStatus.RUNNING else "2"
     if status_code == 200:
         inm = request.headers.get("if-none-match")
         if inm is not None and etag_matches(inm, etag):
@@ -56,8 +62,6 @@ async def get_job(
     job_id: str,
     request: Request,
     caller: CallerDep,
-    jobs: JobsDep,
-    links: LinksDep,
     services: ServicesDep,
     wait: Annotated[
         float | None,
@@ -69,14 +73,15 @@ async def get_job(
         ),
     ] = None,
 ) -> Response:
-    job = await jobs.get(job_id, caller.owner_id)
+    # One indexed read of plain columns and one serialisation: the path clients hammer.
+    job = await services.jobs.poll(job_id, caller.owner_id)
     if (
         wait
-        and not job.status.is_final
-        and await services.watcher.changed(job.id, job.updated_at, wait)
+        and not job["status"].is_final
+        and await services.watcher.changed(job_id, job["updated_at"], wait)
     ):
-        job = await jobs.get(job_id, caller.owner_id)  # a 404 if it was deleted meanwhile
-    return job_response(request, JobOut.of(job, links))
+        job = await services.jobs.poll(job_id, caller.owner_id)  # a 404 if deleted meanwhile
+    return json_response(request, job_json(job, services.links), job["status"])
 
 
 @router.get(

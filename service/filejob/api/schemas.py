@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 
 from filejob.auth.links import LinkSigner, result_path
 from filejob.jobs.model import Job
@@ -126,6 +128,63 @@ class JobOut(BaseModel):
             result=result,
             callback=callback,
         )
+
+
+def job_json(job: Mapping[str, Any], links: LinkSigner | None = None) -> bytes:
+    """`JobOut.of(job, links).model_dump_json()`, byte for byte, without building the models:
+    the poll's serialisation. `job`: `repository.POLL_COLUMNS` by name."""
+    result = None
+    if job["status"] is JobStatus.SUCCEEDED and job["result_key"]:
+        url, expires_at = result_path(job["id"]), None
+        if links is not None:
+            link = links.result_link(job["id"])
+            url, expires_at = link.url, datetime.fromtimestamp(link.expires, UTC)
+        result = {
+            "filename": job["result_filename"] or "result",
+            "content_type": job["result_content_type"] or "application/octet-stream",
+            "size": job["result_size"] or 0,
+            "sha256": job["result_sha256"] or "",
+            "url": url,
+            "url_expires_at": expires_at,
+        }
+    callback = None
+    if job["callback_url"]:
+        state = job["callback_state"]
+        callback = {
+            "url": job["callback_url"],
+            "state": state.value if state is not None else None,
+            "attempts": job["callback_attempts"] or 0,
+            "last_result": job["callback_last_result"],
+            "delivered_at": job["callback_delivered_at"],
+        }
+    error = None
+    if job["error_code"]:
+        error = {"code": job["error_code"], "message": job["error_message"] or ""}
+    out = {  # JobOut's fields, in its order; floats as floats, as its validation makes them
+        "id": job["id"],
+        "status": job["status"].value,
+        "processor": job["processor"],
+        "params": job["params"],
+        "progress": float(round(job["progress"], 4)),
+        "attempts": job["attempts"],
+        "max_attempts": job["max_attempts"],
+        "timeout_seconds": float(job["timeout_seconds"]),
+        "next_attempt_at": job["next_attempt_at"],
+        "created_at": job["created_at"],
+        "started_at": job["started_at"],
+        "finished_at": job["finished_at"],
+        "delete_after_download": job["delete_after_download"],
+        "error": error,
+        "input": {
+            "filename": job["input_filename"],
+            "content_type": job["input_content_type"],
+            "size": job["input_size"],
+            "sha256": job["input_sha256"],
+        },
+        "result": result,
+        "callback": callback,
+    }
+    return to_json(out, inf_nan_mode="null")  # pydantic's default for models
 
 
 class JobList(BaseModel):

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Select, bindparam, case, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.states import CallbackState, JobStatus, check_transition, sources_of
@@ -21,6 +21,39 @@ NOTIFIED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 def owned_by(owner_id: str | None) -> ColumnElement[bool]:
     """Rows of one owner; None is the anonymous owner (auth off), not "anyone"."""
     return Job.owner_id == owner_id if owner_id is not None else Job.owner_id.is_(None)
+
+
+# What a poll shows of a job (`api.schemas.job_json`), with `updated_at` for long polls.
+POLL_COLUMNS = (
+    "id", "status", "processor", "params", "progress", "attempts", "max_attempts",
+    "timeout_seconds", "next_attempt_at", "created_at", "updated_at", "started_at",
+    "finished_at", "delete_after_download", "error_code", "error_message", "input_filename",
+    "input_content_type", "input_size", "input_sha256", "result_key", "result_filename",
+    "result_content_type", "result_size", "result_sha256", "callback_url", "callback_state",
+    "callback_attempts", "callback_last_result", "callback_delivered_at",
+)  # fmt: skip
+
+
+def _poll_query(anonymous: bool) -> Select[Any]:
+    """Built once: a constant statement's compiled form stays in SQLAlchemy's cache."""
+    table = Job.__table__
+    owner = table.c.owner_id.is_(None) if anonymous else table.c.owner_id == bindparam("owner")
+    columns = [table.c[name] for name in POLL_COLUMNS]
+    return select(*columns).where(table.c.id == bindparam("job_id"), owner)
+
+
+_POLL = {True: _poll_query(anonymous=True), False: _poll_query(anonymous=False)}
+
+
+async def poll_row(
+    connection: AsyncConnection, job_id: str, owner_id: str | None
+) -> dict[str, Any] | None:
+    """`JobRepository.get_owned`'s job as `POLL_COLUMNS` by name (typed as `Job`'s
+    attributes): the poll's read, on a bare connection, with no session, identity map or ORM
+    object (each costs more than the query)."""
+    params = {"job_id": job_id} if owner_id is None else {"job_id": job_id, "owner": owner_id}
+    row = (await connection.execute(_POLL[owner_id is None], params)).first()
+    return None if row is None else row._asdict()
 
 
 def _stored_bytes() -> ColumnElement[int]:

@@ -6,6 +6,7 @@ import errno
 import logging
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from filejob.auth.principal import Principal
 from filejob.db.engine import Database
@@ -22,7 +23,7 @@ from filejob.jobs.admission import Admission, JobRequest, within_quota
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
-from filejob.jobs.repository import JobRepository
+from filejob.jobs.repository import JobRepository, poll_row
 from filejob.jobs.states import JobStatus
 from filejob.jobs.storage_keys import input_key
 from filejob.storage.base import BlobNotFound, BlobReader, Storage
@@ -141,6 +142,14 @@ class JobService:
         if job is None:
             raise JobNotFound(f"No job {job_id!r}.")
         return job
+
+    async def poll(self, job_id: str, owner_id: str | None) -> dict[str, Any]:
+        """As `get`, as `repository.POLL_COLUMNS` by name (the poll's cheap read)."""
+        async with self.db.read_engine.connect() as connection:
+            row = await poll_row(connection, job_id, owner_id)
+        if row is None:
+            raise JobNotFound(f"No job {job_id!r}.")
+        return row
 
     async def _get_any(self, job_id: str) -> Job:
         async with self.db.read() as session:
