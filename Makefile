@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP   := $(VENV)/.installed-dev
 
-.PHONY: serve test test-fast lint types layers docs format bench clean
+.PHONY: serve test test-fast lint types layers docs format bench bench-anchors clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ docs: $(DEV_STAMP)
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix service tests bench migrations docs
 	$(BIN)/ruff format service tests bench migrations docs
+
+# filejob beside the FastAPI + Celery and + arq recipes and a bare FastAPI + SQLite endpoint,
+# interleaved rounds, one table (needs Redis on 127.0.0.1:6379; wrk if installed). Minutes.
+bench-anchors: $(DEV_STAMP)
+	$(BIN)/python bench/anchors.py
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
