@@ -11,6 +11,7 @@ from pydantic_core import to_json
 
 from filejob.auth.links import LinkSigner, result_path
 from filejob.jobs.model import Job
+from filejob.jobs.repository import POLL_COLUMNS
 from filejob.jobs.states import CallbackState, JobStatus
 
 
@@ -78,61 +79,23 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job, links: LinkSigner | None = None) -> JobOut:
-        result = None
-        if job.status is JobStatus.SUCCEEDED and job.result_key:
-            url, expires_at = result_path(job.id), None
-            if links is not None:
-                link = links.result_link(job.id)
-                url, expires_at = link.url, datetime.fromtimestamp(link.expires, UTC)
-            result = ResultOut(
-                filename=job.result_filename or "result",
-                content_type=job.result_content_type or "application/octet-stream",
-                size=job.result_size or 0,
-                sha256=job.result_sha256 or "",
-                url=url,
-                url_expires_at=expires_at,
-            )
-        callback = None
-        if job.callback_url:
-            callback = CallbackOut(
-                url=job.callback_url,
-                state=job.callback_state,
-                attempts=job.callback_attempts or 0,
-                last_result=job.callback_last_result,
-                delivered_at=job.callback_delivered_at,
-            )
-        error = None
-        if job.error_code:
-            error = ErrorOut(code=job.error_code, message=job.error_message or "")
-        return cls(
-            id=job.id,
-            status=job.status,
-            processor=job.processor,
-            params=job.params,
-            progress=round(job.progress, 4),
-            attempts=job.attempts,
-            max_attempts=job.max_attempts,
-            timeout_seconds=job.timeout_seconds,
-            next_attempt_at=job.next_attempt_at,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            delete_after_download=job.delete_after_download,
-            error=error,
-            input=InputOut(
-                filename=job.input_filename,
-                content_type=job.input_content_type,
-                size=job.input_size,
-                sha256=job.input_sha256,
-            ),
-            result=result,
-            callback=callback,
-        )
+        """The job as the API shows it (the document `job_json` writes, validated)."""
+        return cls.model_validate(job_document(_poll_columns(job), links))
+
+
+def _poll_columns(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in POLL_COLUMNS}
 
 
 def job_json(job: Mapping[str, Any], links: LinkSigner | None = None) -> bytes:
     """`JobOut.of(job, links).model_dump_json()`, byte for byte, without building the models:
     the poll's serialisation. `job`: `repository.POLL_COLUMNS` by name."""
+    return to_json(job_document(job, links), inf_nan_mode="null")  # pydantic's default
+
+
+def job_document(job: Mapping[str, Any], links: LinkSigner | None = None) -> dict[str, Any]:
+    """JobOut's fields, in its order, from `repository.POLL_COLUMNS` by name: the one place a
+    job's columns become its API document (`JobOut.of` validates it, `job_json` writes it)."""
     result = None
     if job["status"] is JobStatus.SUCCEEDED and job["result_key"]:
         url, expires_at = result_path(job["id"]), None
@@ -160,7 +123,7 @@ def job_json(job: Mapping[str, Any], links: LinkSigner | None = None) -> bytes:
     error = None
     if job["error_code"]:
         error = {"code": job["error_code"], "message": job["error_message"] or ""}
-    out = {  # JobOut's fields, in its order; floats as floats, as its validation makes them
+    return {  # floats as floats, as JobOut's validation makes them
         "id": job["id"],
         "status": job["status"].value,
         "processor": job["processor"],
@@ -184,7 +147,6 @@ def job_json(job: Mapping[str, Any], links: LinkSigner | None = None) -> bytes:
         "result": result,
         "callback": callback,
     }
-    return to_json(out, inf_nan_mode="null")  # pydantic's default for models
 
 
 class JobList(BaseModel):
