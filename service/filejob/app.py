@@ -20,6 +20,7 @@ from filejob.api import events, health, jobs, metrics_route, processors
 from filejob.api.caller import Authenticator
 from filejob.api.deps import Services
 from filejob.api.downloads import route as downloads
+from filejob.api.fast_poll import FastPoll
 from filejob.api.problems import install_error_handlers
 from filejob.api.schemas import JobOut
 from filejob.api.uploads import submit
@@ -203,6 +204,7 @@ def create_app(
             db = await stack.enter_async_context(opened(settings))
             parts = await _http_parts(settings, db, registry)
             stack.push_async_callback(parts.webhooks.close)
+            stack.callback(parts.services.jobs.poll_reads.close)
             app.state.services, app.state.webhooks = parts.services, parts.webhooks
             app.state.upload_policy = parts.uploads
             lock = await stack.enter_async_context(_executing(settings, parts.services))
@@ -227,6 +229,7 @@ def create_app(
     )
     app.state.draining = False  # set by `DrainingServer` on SIGTERM/SIGINT
     install_error_handlers(app)
+    app.add_middleware(FastPoll)  # innermost: inside the request ids and the metrics
     app.add_middleware(HttpMetrics)
     app.add_middleware(RequestIds)  # outermost: every line of the request has its id
     app.include_router(submit.router)

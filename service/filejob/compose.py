@@ -30,6 +30,7 @@ from filejob.jobs.executors.inprocess import InProcessExecutor
 from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
 from filejob.jobs.model import Job
+from filejob.jobs.poll_reads import poll_reads_for
 from filejob.jobs.runner import JobRunner
 from filejob.jobs.service import JobService
 from filejob.jobs.sweeper import Sweeper
@@ -135,6 +136,7 @@ def job_service(
         admission(settings, db, registry),
         max_attempts=settings.max_attempts,
         max_job_seconds=settings.max_job_seconds,
+        poll_reads=poll_reads_for(db),
     )
 
 

@@ -7,7 +7,7 @@ request, so a request is authenticated (and counted against its rate limit) once
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
@@ -73,15 +73,26 @@ class Authenticator:
             )
 
 
-async def get_caller(request: Request) -> Principal:
-    cached: Principal | None = getattr(request.state, "caller", None)
+async def caller_of(
+    auth: Authenticator, state: dict[str, Any], authorization: str | None
+) -> Principal:
+    """The request's caller, authenticated and counted once per request: the result is kept
+    in the request's `state` (ASGI scope["state"], which `request.state` also reads)."""
+    cached: Principal | None = state.get("caller")
     if cached is not None:
         return cached
-    auth: Authenticator = request.app.state.services.auth
-    caller = await auth.authenticate(request.headers.get("authorization"))
+    caller = await auth.authenticate(authorization)
     await auth.count_request(caller)
-    request.state.caller = caller
+    state["caller"] = caller
     return caller
+
+
+async def get_caller(request: Request) -> Principal:
+    return await caller_of(
+        request.app.state.services.auth,
+        request.scope.setdefault("state", {}),
+        request.headers.get("authorization"),
+    )
 
 
 CallerDep = Annotated[Principal, Depends(get_caller)]

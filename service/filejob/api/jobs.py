@@ -38,22 +38,21 @@ PROBLEMS = problems(
 
 def job_response(request: Request, job: JobOut, status_code: int = 200) -> Response:
     """`job` as `json_response` sends it."""
-    return json_response(request, job.model_dump_json().encode(), job.status, status_code)
+    body = job.model_dump_json().encode()
+    return json_response(request.headers.get("if-none-match"), body, job.status, status_code)
 
 
 def json_response(
-    request: Request, body: bytes, status: JobStatus, status_code: int = 200
+    if_none_match: str | None, body: bytes, status: JobStatus, status_code: int = 200
 ) -> Response:
-    """A job's JSON `body` with an ETag (a 304 when If-None-Match has it) and, while the job
-    (in `status`) is not final, a Retry-After."""
+    """A job's JSON `body` with an ETag (a 304 when `if_none_match`, the request's
+    If-None-Match, has it) and, while the job (in `status`) is not final, a Retry-After."""
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if not status.is_final:
         headers["Retry-After"] = "1" if status is JobStatus.RUNNING else "2"
-    if status_code == 200:
-        inm = request.headers.get("if-none-match")
-        if inm is not None and etag_matches(inm, etag):
-            return Response(status_code=304, headers=headers)
+    if status_code == 200 and if_none_match is not None and etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
@@ -81,7 +80,8 @@ async def get_job(
         and await services.watcher.changed(job_id, job["updated_at"], wait)
     ):
         job = await services.jobs.poll(job_id, caller.owner_id)  # a 404 if deleted meanwhile
-    return json_response(request, job_json(job, services.links), job["status"])
+    body = job_json(job, services.links)
+    return json_response(request.headers.get("if-none-match"), body, job["status"])
 
 
 @router.get(

@@ -79,11 +79,14 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def error_problem(exc: FilejobError, path: str) -> JSONResponse:
+    """The problem a domain error answers with, for a request to `path`."""
+    return problem(exc.status, exc.code, exc.title, exc.detail, path, exc.headers, **exc.extra)
+
+
 async def _filejob_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FilejobError)
-    return problem(
-        exc.status, exc.code, exc.title, exc.detail, request.url.path, exc.headers, **exc.extra
-    )
+    return error_problem(exc, request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -34,7 +34,7 @@ POLL_COLUMNS = (
 )  # fmt: skip
 
 
-def _poll_query(anonymous: bool) -> Select[Any]:
+def poll_query(anonymous: bool) -> Select[Any]:
     """Built once: a constant statement's compiled form stays in SQLAlchemy's cache."""
     table = Job.__table__
     owner = table.c.owner_id.is_(None) if anonymous else table.c.owner_id == bindparam("owner")
@@ -42,7 +42,7 @@ def _poll_query(anonymous: bool) -> Select[Any]:
     return select(*columns).where(table.c.id == bindparam("job_id"), owner)
 
 
-_POLL = {True: _poll_query(anonymous=True), False: _poll_query(anonymous=False)}
+_POLL = {True: poll_query(anonymous=True), False: poll_query(anonymous=False)}
 
 
 async def poll_row(

@@ -23,7 +23,8 @@ from filejob.jobs.admission import Admission, JobRequest, within_quota
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
-from filejob.jobs.repository import JobRepository, poll_row
+from filejob.jobs.poll_reads import EngineReads, PollReads
+from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
 from filejob.jobs.storage_keys import input_key
 from filejob.storage.base import BlobNotFound, BlobReader, Storage
@@ -62,8 +63,10 @@ class JobService:
         *,
         max_attempts: int = 3,
         max_job_seconds: float = 3600.0,
+        poll_reads: PollReads | None = None,
     ) -> None:
         self.db = db
+        self.poll_reads = poll_reads or EngineReads(db)
         self.storage = storage
         self.executor = executor
         self.admission = admission
@@ -145,8 +148,7 @@ class JobService:
 
     async def poll(self, job_id: str, owner_id: str | None) -> dict[str, Any]:
         """As `get`, as `repository.POLL_COLUMNS` by name (the poll's cheap read)."""
-        async with self.db.read_engine.connect() as connection:
-            row = await poll_row(connection, job_id, owner_id)
+        row = await self.poll_reads.row(job_id, owner_id)
         if row is None:
             raise JobNotFound(f"No job {job_id!r}.")
         return row
