@@ -195,7 +195,9 @@ class JobService:
     async def open_result(self, job_id: str, owner_id: str | None) -> tuple[Job, BlobReader]:
         """`owner_id`'s finished job and its result, opened: the reader keeps working even if
         the result is deleted while it is being sent."""
-        return await self._open_result(await self.get(job_id, owner_id))
+        # The poll's read (no session, no identity map): a download is a request clients send
+        # often too. The job it returns is a detached copy of the row, read-only.
+        return await self._open_result(Job(**await self.poll(job_id, owner_id)))
 
     async def open_result_by_link(self, job_id: str) -> tuple[Job, BlobReader]:
         """As `open_result`, for the holder of a verified signed link (whoever that is)."""
