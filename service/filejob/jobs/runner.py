@@ -7,6 +7,7 @@ import errno
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
@@ -55,6 +56,15 @@ def _io_code(exc: OSError) -> str:
     return "storage_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
 
 
+@dataclass(frozen=True)
+class Started:
+    """A claimed job whose attempt has ended (`ended`), or raised what it was running for
+    (a bug or a storage error: the job then fails with `internal_error`)."""
+
+    job: Job
+    ended: AttemptEnd | Exception
+
+
 class JobRunner:
     def __init__(
         self,
@@ -90,32 +100,58 @@ class JobRunner:
         shutdown), and say which. Never raises for a job's own failure; releases `upload` on
         every path. `take_back`: the last run of this hand-off raised (the database failed
         it), so a row it left `running` is taken back first, as after a crash."""
+        started = await self.start(job_id, upload, stop, take_back=take_back)
+        return started if isinstance(started, RunOutcome) else await self.finish(started)
+
+    async def start(
+        self,
+        job_id: str,
+        upload: IncomingFile | None,
+        stop: StopSignal,
+        *,
+        take_back: bool = False,
+    ) -> Started | RunOutcome:
+        """`run`'s first part: claim the job and run its attempt; what `finish` then settles
+        (or the outcome already, if the job was not claimed). An executor that bounds the jobs
+        processed at once bounds this part: the settling write does not need the slot."""
         try:
             with about_job(job_id):  # the log lines of this run (and its threads)
-                return await self._claim_and_run(job_id, upload, stop, take_back)
+                job = await self._claim(job_id, take_back)
+                if job is None:
+                    return RunOutcome(RunEnd.NOT_CLAIMED)  # cancelled or deleted meanwhile
+                try:
+                    return Started(job, await self._attempt(job, upload, stop))
+                except Exception as exc:
+                    log.exception("job %s: runner error", job_id)
+                    return Started(job, exc)
         finally:
             if upload is not None:
                 await upload.release()
 
-    async def _claim_and_run(
-        self, job_id: str, upload: IncomingFile | None, stop: StopSignal, take_back: bool
-    ) -> RunOutcome:
+    async def finish(self, started: Started) -> RunOutcome:
+        """`run`'s second part: record how the attempt ended."""
+        job, ended = started.job, started.ended
+        with about_job(job.id):
+            try:
+                if isinstance(ended, Exception):
+                    raise ended
+                return await self._settle(job, ended)
+            except Exception as exc:
+                # A bug or an unexpected storage error: the job still gets a final state.
+                if exc is not ended:
+                    log.exception("job %s: runner error", job.id)
+                return await self._fail(job, "internal_error", type(exc).__name__)
+
+    async def _claim(self, job_id: str, take_back: bool) -> Job | None:
         async with self.db.write() as session:
             repo = JobRepository(session)
             if take_back:
                 await repo.take_back(job_id)
             claimed = await repo.start(job_id)
             job = await repo.get(job_id) if claimed else None
-        if job is None:
-            return RunOutcome(RunEnd.NOT_CLAIMED)  # cancelled or deleted while it waited
-        if self.events is not None:
+        if job is not None and self.events is not None:
             self.events.started(job)
-        try:
-            return await self._settle(job, await self._attempt(job, upload, stop))
-        except Exception as exc:
-            # A bug or an unexpected storage error: the job still gets a final state.
-            log.exception("job %s: runner error", job_id)
-            return await self._fail(job, "internal_error", type(exc).__name__)
+        return job
 
     async def _attempt(self, job: Job, upload: IncomingFile | None, stop: StopSignal) -> AttemptEnd:
         processor = self.registry.get(job.processor)

@@ -1,6 +1,9 @@
-"""The embedded executor: a FIFO queue drained by `workers` asyncio tasks in the server process.
+"""The embedded executor: a FIFO queue drained by asyncio tasks in the server process.
 
-Processors run in worker threads (bounded by the runner's limiter), never on the event loop.
+`workers` jobs at once are between their claim and the end of their processor (a slot each);
+recording how a job ended happens after its slot is free, so the next job is not kept waiting
+for that write. Processors run in worker threads (bounded by the runner's limiter), never on
+the event loop.
 Durability does not come from here: every scheduled job already has its row and stored input,
 and `JobService.resume_unfinished()` re-schedules whatever a previous process left unfinished.
 """
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filejob.jobs.control import StopReason, StopSignal
+from filejob.jobs.control import RunOutcome, StopReason, StopSignal
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job
 from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner
@@ -48,11 +51,15 @@ class InProcessExecutor:
         self._broken: set[str] = set()  # jobs whose last run raised (see `_work`)
         self._closed = False
         self._paused = False
+        self._slots = asyncio.Semaphore(workers)  # jobs between their claim and their outcome
 
     async def start(self) -> None:
+        # Twice as many tasks as slots: while a job's result is being recorded (outside its
+        # slot), the next job is already claimed and processing.
+        self._slots = asyncio.Semaphore(self.workers)
         self._tasks = [
             asyncio.create_task(self._work(), name=f"filejob-worker-{n}")
-            for n in range(self.workers)
+            for n in range(2 * self.workers)
         ]
 
     async def record(self, session: AsyncSession, job: Job) -> None:
@@ -160,7 +167,18 @@ class InProcessExecutor:
             take_back = job_id in self._broken and job_id not in self._running
             self._running[job_id] = run
             try:
-                outcome = await self.runner.run(job_id, upload, run.stop, take_back=take_back)
+                async with self._slots:
+                    if self._paused or run.stop.reason is StopReason.SHUTDOWN:
+                        # Stopping while it waited: it stays queued (in the database).
+                        if upload is not None:
+                            await upload.release()
+                        continue
+                    started = await self.runner.start(job_id, upload, run.stop, take_back=take_back)
+                outcome = (
+                    started
+                    if isinstance(started, RunOutcome)
+                    else await self.runner.finish(started)
+                )
                 self._broken.discard(job_id)
                 if outcome.retry_in is not None:
                     await self.schedule(job_id, delay=outcome.retry_in)
