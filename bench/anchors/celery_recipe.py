@@ -1,13 +1,17 @@
-"""FastAPI + Celery (Redis broker and result backend) doing the work of filejob's `checksum`.
+"""FastAPI + Celery (Redis broker and result backend) doing the work of filejob's `checksum`
+and of its `compress` with gzip.
 
 API: `uvicorn celery_recipe:app`; worker: `celery -A celery_recipe worker --pool=prefork
 --concurrency=2`, both with this folder on PYTHONPATH. Env: ANCHOR_DATA (a folder),
-ANCHOR_REDIS (e.g. redis://127.0.0.1:6379/9). Self-contained on purpose: it is the recipe a
-user would write, so the shared steps are repeated in arq_recipe.py rather than imported.
+ANCHOR_REDIS (e.g. redis://127.0.0.1:6379/9), ANCHOR_BIG (optional: a file `GET /v1/files/big`
+serves with FileResponse, as this recipe serves its results). Self-contained on purpose: it is
+the recipe a user would write, so the shared steps are repeated in arq_recipe.py rather than
+imported.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -24,6 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse
 DATA = Path(os.environ["ANCHOR_DATA"])
 INPUTS, RESULTS = DATA / "inputs", DATA / "results"
 REDIS = os.environ["ANCHOR_REDIS"]
+BIG = os.environ.get("ANCHOR_BIG", "")
 STATES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running", "RETRY": "queued"}
 STATES |= {"SUCCESS": "succeeded", "FAILURE": "failed", "REVOKED": "cancelled"}
 
@@ -78,14 +83,77 @@ def digests(path: Path) -> dict[str, Any]:
     return {"size": size, **{name: h.hexdigest() for name, h in hashes.items()}}
 
 
+class _HashingFile:
+    """The output file, hashed as it is written (filejob reports each result's sha256)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.sha256, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data: bytes, /) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def gzip_durably(src: Path, dest: Path, level: int) -> tuple[int, str]:
+    """gzip `src` into `dest` as filejob's compress does (mtime 0, no name in the header),
+    fsynced and renamed into place like write_durably; (size, sha256) of the result."""
+    tmp = dest.with_name(dest.name + ".part")
+    with src.open("rb") as f, tmp.open("wb") as out:
+        hashed = _HashingFile(out)
+        with gzip.GzipFile(
+            filename="", fileobj=hashed, mode="wb", compresslevel=level, mtime=0
+        ) as gz:
+            shutil.copyfileobj(f, gz, 1024 * 1024)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.rename(dest)
+    dir_fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return hashed.size, hashed.sha256.hexdigest()
+
+
+def gzip_level(processor: str, params: str | None) -> int | None:
+    """None for checksum; the gzip level for compress (filejob's default 6); 422 otherwise."""
+    if processor == "checksum" and not params:
+        return None
+    if processor != "compress":
+        raise HTTPException(422, "unknown processor")
+    given = json.loads(params or "{}")
+    if given.get("format") != "gzip" or set(given) - {"format", "level"}:
+        raise HTTPException(422, "this recipe compresses with gzip only")
+    level = int(given.get("level", 6))
+    if not 1 <= level <= 9:
+        raise HTTPException(422, "level for gzip must be between 1 and 9")
+    return level
+
+
 @celery.task(name="checksum")
 def checksum(job_id: str, filename: str) -> dict[str, Any]:
     body = json.dumps(digests(INPUTS / job_id), indent=2).encode() + b"\n"
     write_durably(RESULTS / job_id, body)
     return {
         "filename": f"{filename}.checksum.json",
+        "content_type": "application/json",
         "size": len(body),
         "sha256": hashlib.sha256(body).hexdigest(),
+    }
+
+
+@celery.task(name="compress")
+def compress(job_id: str, filename: str, level: int) -> dict[str, Any]:
+    size, sha256 = gzip_durably(INPUTS / job_id, RESULTS / job_id, level)
+    return {
+        "filename": f"{filename}.gz",
+        "content_type": "application/gzip",
+        "size": size,
+        "sha256": sha256,
     }
 
 
@@ -95,12 +163,17 @@ async def healthz() -> dict[str, str]:
 
 
 @app.post("/v1/jobs", status_code=202)
-def submit(file: UploadFile = File(...), processor: str = Form(...)) -> JSONResponse:
-    if processor != "checksum":
-        raise HTTPException(422, "unknown processor")
+def submit(
+    file: UploadFile = File(...), processor: str = Form(...), params: str | None = Form(None)
+) -> JSONResponse:
+    level = gzip_level(processor, params)
     job_id = secrets.token_urlsafe(16)
     write_durably(INPUTS / job_id, file.file)
-    checksum.apply_async(args=[job_id, file.filename or "input"], task_id=job_id)
+    filename = file.filename or "input"
+    if level is None:
+        checksum.apply_async(args=[job_id, filename], task_id=job_id)
+    else:
+        compress.apply_async(args=[job_id, filename, level], task_id=job_id)
     body = {"id": job_id, "status": "queued", "processor": processor}
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
@@ -121,6 +194,15 @@ def download(job_id: str) -> FileResponse:
     result = AsyncResult(job_id, app=celery)
     if result.state != "SUCCESS":
         raise HTTPException(409, "result not ready")
+    info = result.result
     return FileResponse(
-        RESULTS / job_id, media_type="application/json", filename=result.result["filename"]
+        RESULTS / job_id, media_type=info["content_type"], filename=info["filename"]
     )
+
+
+@app.get("/v1/files/big")
+def big() -> FileResponse:
+    """A big file served the way this recipe serves its results."""
+    if not BIG:
+        raise HTTPException(404, "no ANCHOR_BIG")
+    return FileResponse(BIG, media_type="application/octet-stream")
