@@ -29,6 +29,7 @@ from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.inprocess import InProcessExecutor
 from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
+from filejob.jobs.isolation import Recycling, WorkerPool
 from filejob.jobs.model import Job
 from filejob.jobs.poll_reads import poll_reads_for
 from filejob.jobs.runner import JobRunner
@@ -100,16 +101,21 @@ def job_runner(
     concurrency: int | None = None,
 ) -> JobRunner:
     """The runner of jobs in this process, `concurrency` (default FILEJOB_WORKERS) at once,
-    telling `events` (the metrics, `ops.metrics.JobMetrics`) how they go."""
+    telling `events` (the metrics, `ops.metrics.JobMetrics`) how they go. Its owner closes it
+    when it shuts down (the pooled worker processes of isolated processors)."""
+    at_once = concurrency or settings.workers
     return JobRunner(
         db,
         storage,
         registry,
-        threads=anyio.CapacityLimiter(concurrency or settings.workers),
+        threads=anyio.CapacityLimiter(at_once),
         progress_interval=settings.progress_interval,
         retry_base_delay=settings.retry_base_delay,
         retry_max_delay=settings.retry_max_delay,
         events=events,
+        isolation=WorkerPool(
+            at_once, Recycling(settings.isolation_max_jobs, settings.isolation_max_rss_growth)
+        ),
     )
 
 

@@ -88,6 +88,18 @@ class Settings(BaseSettings):
         le=256,
         description="Jobs processed at once; the rest wait in FIFO order.",
     )
+    isolation_max_jobs: int = Field(
+        1000,
+        ge=0,
+        description="Jobs a process-isolated processor's worker process runs before it is "
+        "replaced by a fresh one (0: no limit).",
+    )
+    isolation_max_rss_growth: int = Field(
+        256 * MiB,
+        ge=0,
+        description="Bytes a worker process's RSS may grow over its warm size before it is "
+        "replaced by a fresh one (0: no limit).",
+    )
     max_attempts: int = Field(
         3, ge=1, le=100, description="Most attempts per job; a job may ask for fewer."
     )

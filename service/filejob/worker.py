@@ -121,6 +121,7 @@ class QueueWorker:
                 self.metrics,
                 concurrency=self.concurrency,
             )
+            stack.push_async_callback(runner.close)  # after the last job has ended
             app = self._queue_app(runner)
             if self.metrics_port:
                 server, _ = start_http_server(

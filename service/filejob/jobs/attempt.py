@@ -1,6 +1,6 @@
 """One attempt of a claimed job, supervised: its input opened, the processor run in a worker
-thread or (isolation "process") in a child, its progress saved, its deadline and its stop
-enforced, its output stored or discarded. What the attempt came to is returned as an
+thread or (isolation "process") in a pooled worker process, its progress saved, its deadline
+and its stop enforced, its output stored or discarded. What the attempt came to is returned as an
 `AttemptEnd`; recording that in the job row is the runner's part (runner.py)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from filejob.db.engine import Database
 from filejob.jobs.control import StopReason, StopSignal
 from filejob.jobs.error_text import AttemptFiles
 from filejob.jobs.incoming import IncomingFile
-from filejob.jobs.isolation import STOP_GRACE, run_isolated
+from filejob.jobs.isolation import STOP_GRACE, WorkerPool
 from filejob.jobs.model import Job
 from filejob.jobs.output import HashingOutput
 from filejob.jobs.repository import JobRepository
@@ -108,6 +108,7 @@ class AttemptSupervisor:
         *,
         threads: anyio.CapacityLimiter,
         progress_interval: float,
+        isolation: WorkerPool | None = None,
     ) -> None:
         # Processors that ask for a process of their own get one where the child can be given
         # a path to read (a local blob, or a local copy of a remote one) and a path to fill.
@@ -117,6 +118,13 @@ class AttemptSupervisor:
         self.storage = storage
         self.threads = threads
         self.progress_interval = progress_interval
+        # Those processes: as many warm ones as attempts run at once (none started yet).
+        self.isolation = isolation or WorkerPool(int(threads.total_tokens))
+
+    async def close(self) -> None:
+        """End the pooled worker processes (the owner's shutdown, once no attempt runs)."""
+        with anyio.CancelScope(shield=True):  # also when the owner is being cancelled
+            await anyio.to_thread.run_sync(self.isolation.close)
 
     async def run(
         self,
@@ -184,12 +192,12 @@ class AttemptSupervisor:
         progress: _Progress,
         input_path: str,
     ) -> _Work:
-        """The work as a child process that reads `input_path` and fills a named temp."""
+        """The work as a pooled process that reads `input_path` and fills a named temp."""
         files = self._local_files or self._staged_files
         assert files is not None
         writer = await files.create_named(result_key(job.id, job.attempts))
         call = functools.partial(
-            run_isolated,
+            self.isolation.run,
             processor,
             params.model_dump(mode="json"),
             _input_meta(job),

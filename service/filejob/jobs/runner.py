@@ -26,7 +26,7 @@ from filejob.jobs.control import RunEnd, RunOutcome, StopReason, StopSignal
 from filejob.jobs.error_text import AttemptFiles
 from filejob.jobs.events import JobEvents
 from filejob.jobs.incoming import IncomingFile
-from filejob.jobs.isolation import ChildDied
+from filejob.jobs.isolation import ChildDied, WorkerPool
 from filejob.jobs.log_context import about_job
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.repository import JobRepository
@@ -77,16 +77,22 @@ class JobRunner:
         retry_base_delay: float = 2.0,
         retry_max_delay: float = 300.0,
         events: JobEvents | None = None,
+        isolation: WorkerPool | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self.registry = registry
         self.attempts = AttemptSupervisor(
-            db, storage, threads=threads, progress_interval=progress_interval
+            db, storage, threads=threads, progress_interval=progress_interval, isolation=isolation
         )
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
         self.events = events
+
+    async def close(self) -> None:
+        """End what runs beside the jobs (the pooled worker processes): the owner's shutdown,
+        once no job runs."""
+        await self.attempts.close()
 
     async def run(
         self,

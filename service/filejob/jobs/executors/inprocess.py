@@ -150,6 +150,7 @@ class InProcessExecutor:
             _, upload = self._queue.get_nowait()
             if upload is not None:
                 await upload.release()
+        await self.runner.close()
 
     async def _work(self) -> None:
         while True:
