@@ -64,6 +64,7 @@ def serve(
         port=settings.port,
         http=protocol_with(HeadLimits.of(settings)),
         log_level=settings.log_level,
+        access_log=settings.access_log,
         log_config=None,  # keep the handler `logs.configure` installed
         timeout_graceful_shutdown=30,
     )

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         "auto",
         description="Log lines as JSON or text; `auto`: JSON unless stderr is a terminal.",
     )
+    access_log: bool = Field(
+        True,
+        description="A log line per HTTP request. Where clients poll by the thousand a second "
+        "the lines cost more than the polls: turn them off (requests are still counted, by "
+        "route and status, in /metrics).",
+    )
     executor: Literal["inprocess", "procrastinate"] = Field(
         "inprocess",
         description="Who runs jobs: `inprocess` (the server itself) or `procrastinate` "

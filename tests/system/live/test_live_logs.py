@@ -56,3 +56,22 @@ def test_logs_are_json_with_ids_and_without_secrets(tmp_path: Path) -> None:
         line for line in lines if line.get("job_id") == job_id and "succeeded" in line["msg"]
     ]
     assert finished, "the job's end is logged with its id"
+
+
+def test_access_lines_can_be_turned_off(tmp_path: Path) -> None:
+    data_dir, log = tmp_path / "data", tmp_path / "server.log"
+    env = {"FILEJOB_ACCESS_LOG": "false", "FILEJOB_LOG_LEVEL": "info"}
+    process, url = start_server(data_dir, log, env)
+    try:
+        with FilejobClient(url, None, timeout=30) as client:
+            job_id = client.http.post(
+                "/v1/jobs", data={"processor": "checksum"}, files={"file": ("a.bin", b"x")}
+            ).json()["id"]
+            wait_final(client, job_id)
+            metrics = client.http.get("/metrics").text
+    finally:
+        stop_server(process)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert any(line.get("job_id") == job_id for line in lines), "other lines are still logged"
+    assert 'route="/v1/jobs/{job_id}",status="200"' in metrics, "and requests still counted"
