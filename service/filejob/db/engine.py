@@ -100,6 +100,9 @@ class Database:
             self._warm_sizes = (1, self.READ_CONNECTIONS)
         else:
             self.write_engine = self.read_engine = create_async_engine(url, pool_pre_ping=True)
+        # One connection takes every write (SQLite): writers that can commit their work
+        # together should (jobs/commits.py groups new jobs' rows).
+        self.single_writer = url.startswith("sqlite")
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         # Called after each committed write of this process (the job watcher's wake-up).
         self.after_commit: list[Callable[[], None]] = []

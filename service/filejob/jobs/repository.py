@@ -7,15 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, case, delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.base import Executable
 
+from filejob.jobs import statements
 from filejob.jobs.model import Job, utcnow
-from filejob.jobs.states import CallbackState, JobStatus, check_transition, sources_of
+from filejob.jobs.statements import new_row
+from filejob.jobs.states import JobStatus, check_transition, sources_of
 from filejob.jobs.storage_keys import job_of, result_key
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
-# Final states that tell a job's callback (expiry is housekeeping, not news).
-NOTIFIED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def owned_by(owner_id: str | None) -> ColumnElement[bool]:
@@ -75,16 +77,32 @@ class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def _core(
+        self, statement: Executable, params: dict[str, Any] | list[dict[str, Any]] | None = None
+    ) -> CursorResult[Any]:
+        """Run a statement that loads no ORM objects on the session's connection (in its
+        transaction): SQLAlchemy Core only. Through `session.execute`, the ORM's statement
+        handling (compile state, bulk UPDATE bookkeeping) costs more than the statement; no
+        object of the session is synchronised (as with `synchronize_session=False`)."""
+        connection = await self.session.connection()
+        return await connection.execute(statement, params)
+
     async def add(self, job: Job) -> Job:
-        self.session.add(job)
-        await self.session.flush()
+        """Insert `job`'s row (see `add_all`)."""
+        await self.add_all([job])
         return job
+
+    async def add_all(self, jobs: Sequence[Job]) -> None:
+        """Insert the rows of new jobs, as they are, in one statement (one executemany).
+
+        A Core insert of plain values: the ORM's flush of a new object (unit of work, identity
+        map, RETURNING its `seq`) cost a submit more CPU than the rest of its transaction,
+        and nobody reads the `seq` of a job just made. The objects stay transient."""
+        await self._core(statements.INSERT, [new_row(job) for job in jobs])
 
     async def get(self, job_id: str) -> Job | None:
         """Any owner's job: for the server's own work (runner, sweeper), never for callers."""
-        # populate_existing: a row this session loaded before an UPDATE is read afresh.
-        query = select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
-        return await self.session.scalar(query)
+        return await self.session.scalar(statements.GET, {"job_id": job_id})
 
     async def get_owned(self, job_id: str, owner_id: str | None) -> Job | None:
         """The job if `owner_id` owns it. One query either way, so a job that exists but is
@@ -102,12 +120,9 @@ class JobRepository:
 
     async def usage(self, owner_id: str | None) -> tuple[int, int]:
         """The owner's active (queued or running) jobs and the bytes their stored files take."""
-        row = (
-            await self.session.execute(
-                select(_count_of(*ACTIVE), _sum_of(_stored_bytes())).where(owned_by(owner_id))
-            )
-        ).one()
-        return int(row[0]), int(row[1])
+        query = select(_count_of(*ACTIVE), _sum_of(_stored_bytes())).where(owned_by(owner_id))
+        active, stored = tuple((await self._core(query)).one())
+        return int(active), int(stored)
 
     async def totals(self) -> tuple[int, int, int]:
         """Every owner's jobs queued, jobs running and stored bytes (for metrics)."""
@@ -159,38 +174,37 @@ class JobRepository:
 
         A compare-and-set in one UPDATE, so two racing writers (a cancel and a finishing
         worker) cannot both win; with `attempt`, only while that attempt is the current one.
-        Returns whether this call made the move.
+        `values`: other columns to set, as plain values. Returns whether this call made the
+        move.
         """
+        return await self._move(job_id, target, expected, attempt, values)
+
+    async def _move(
+        self,
+        job_id: str,
+        target: JobStatus,
+        expected: Iterable[JobStatus] | None,
+        attempt: int | None,
+        values: dict[str, Any],
+        attempts_step: int = 0,
+    ) -> bool:
+        """`transition`, also adding `attempts_step` to the attempts count."""
         sources = sources_of(target) if expected is None else frozenset(expected)
         for source in sources:
             check_transition(source, target)
-        now = utcnow()
-        if target.is_final and target is not JobStatus.EXPIRED:
-            values.setdefault("finished_at", now)
-        if target in NOTIFIED:  # due for its webhook, if it has one (see webhooks/dispatcher)
-            has_callback = Job.callback_url.is_not(None)
-            values["callback_state"] = case((has_callback, CallbackState.PENDING), else_=None)
-            values["callback_next_at"] = case((has_callback, now), else_=None)
-        fence = [Job.attempts == attempt] if attempt is not None else []
-        result = await self.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status.in_(sources), *fence)
-            .values(status=target, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
+        names = tuple(sorted(values))
+        statement = statements.transition(
+            target, sources, attempt is not None, names, attempts_step
         )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        params = {f"v_{name}": values[name] for name in names}
+        params.update(job_id=job_id, now=utcnow(), attempt=attempt)
+        result = await self._core(statement, params)
+        return result.rowcount == 1
 
     async def start(self, job_id: str) -> bool:
         """queued -> running, counting the attempt (the last attempt's error stays visible)."""
-        return await self.transition(
-            job_id,
-            JobStatus.RUNNING,
-            expected=[JobStatus.QUEUED],
-            attempts=Job.attempts + 1,
-            started_at=utcnow(),
-            progress=0.0,
-            next_attempt_at=None,
-        )
+        values = {"started_at": utcnow(), "progress": 0.0, "next_attempt_at": None}
+        return await self._move(job_id, JobStatus.RUNNING, [JobStatus.QUEUED], None, values, 1)
 
     # The ends of an attempt. Each is fenced on `job.attempts` (the attempt as claimed): False,
     # and nothing written, unless the job is still running that attempt, so an attempt presumed
@@ -239,7 +253,9 @@ class JobRepository:
     async def put_back(self, job: Job) -> bool:
         """running -> queued, the attempt not counted: the server stopped it to shut down.
         The previous attempt's error, if any, stays."""
-        return await self._end_attempt(job, JobStatus.QUEUED, attempts=Job.attempts - 1)
+        return await self._move(
+            job.id, JobStatus.QUEUED, [JobStatus.RUNNING], job.attempts, {}, attempts_step=-1
+        )
 
     async def expire(self, job: Job) -> bool:
         """A finished job (as loaded) -> expired, its files no longer named (the caller
@@ -261,12 +277,7 @@ class JobRepository:
         return (await self.session.scalars(query)).all()
 
     async def set_queue_ref(self, job_id: str, ref: int) -> None:
-        await self.session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(queue_ref=ref)
-            .execution_options(synchronize_session=False)
-        )
+        await self._core(update(Job).where(Job.id == job_id).values(queue_ref=ref))
 
     async def requeue_interrupted(self, job: Job) -> bool:
         """A running attempt whose process died (or went silent): back to `queued`, True. One
@@ -300,12 +311,8 @@ class JobRepository:
 
     async def set_progress(self, job_id: str, progress: float, attempt: int) -> None:
         """Record `attempt`'s progress while it is the running one (fenced as transitions)."""
-        await self.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
-            .values(progress=progress, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        params = {"job_id": job_id, "attempt": attempt, "progress": progress, "now": utcnow()}
+        await self._core(statements.PROGRESS, params)
 
     async def delete(self, job_id: str) -> bool:
         result = await self.session.execute(delete(Job).where(Job.id == job_id))

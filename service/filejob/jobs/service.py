@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import secrets
@@ -19,7 +20,8 @@ from filejob.errors import (
     ResultNotReady,
     ServiceUnavailable,
 )
-from filejob.jobs.admission import Admission, JobRequest, within_quota
+from filejob.jobs.admission import Admission, JobRequest
+from filejob.jobs.commits import JobInserts
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
@@ -74,6 +76,7 @@ class JobService:
         self.max_job_seconds = max_job_seconds
         # Inputs stored but whose rows may not be committed yet, for the orphan sweep.
         self.storing: set[str] = set()
+        self.inserts = JobInserts(db, executor)
 
     # -- accept ---------------------------------------------------------------------------
 
@@ -97,6 +100,7 @@ class JobService:
             delete_after_download=request.delete_after_download,
             owner_id=caller.owner_id,
             callback_url=callback_url,
+            callback_attempts=0,
             created_at=now,
             updated_at=now,
             input_key=input_key(job_id),
@@ -114,9 +118,10 @@ class JobService:
         return job
 
     async def _store_and_add(self, job: Job, upload: IncomingFile, caller: Principal) -> None:
-        """The input first, then the row (with its queue entry); the input goes if the row
-        cannot be committed, so a failure leaves nothing behind."""
-        key, size = input_key(job.id), job.input_size
+        """The input first, then the row (with its queue entry, after the caller's limits, in
+        a group commit with concurrent submits: see jobs/commits.py); the input goes if the
+        row is not committed, so a failure leaves nothing behind."""
+        key = input_key(job.id)
         try:
             await store_file(self.storage, upload.file, key)
         except OSError as exc:
@@ -124,14 +129,11 @@ class JobService:
                 raise InsufficientStorage("No space left to store the upload.") from exc
             raise
         try:
-            async with self.db.write() as session:
-                repo = JobRepository(session)
-                if caller.max_active_jobs is not None or caller.max_storage_bytes is not None:
-                    # Locked, in the write transaction: concurrent uploads cannot both squeeze in.
-                    await repo.lock_owner(caller.owner_id)
-                    within_quota(caller, *await repo.usage(caller.owner_id), size)
-                await self.executor.record(session, job)  # same transaction: both or neither
-                await repo.add(job)
+            await self.inserts.add(job, caller)
+        except asyncio.CancelledError:
+            # Its group may commit the row all the same: the input stays. If the row never
+            # comes, the orphan sweep removes the input.
+            raise
         except BaseException:
             await self.storage.delete(key)
             raise

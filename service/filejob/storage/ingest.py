@@ -11,6 +11,7 @@ from filejob.storage.base import Storage
 from filejob.storage.spool import UploadSpool
 
 CHUNK = 1024 * 1024
+INLINE_BYTES = 256 * 1024
 
 
 async def store_file(storage: Storage, file: BinaryIO, key: str) -> bool:
@@ -24,7 +25,12 @@ async def store_file(storage: Storage, file: BinaryIO, key: str) -> bool:
         return False
     writer = await storage.create(key)
     try:
-        await anyio.to_thread.run_sync(copy_file, file, writer.file)
+        if isinstance(file, UploadSpool) and not file.rolled and file.size <= INLINE_BYTES:
+            # A few bytes already in memory: a page-cache write, cheaper on the event loop
+            # than a round trip to a worker thread (spools write their chunks there too).
+            copy_file(file, writer.file)
+        else:
+            await anyio.to_thread.run_sync(copy_file, file, writer.file)
     except BaseException:
         await writer.discard()
         raise

@@ -53,11 +53,10 @@ class LocalBlobWriter:
         self.file.flush()
         try:
             self._storage.link_into_place(self.file, self._named, self._key)
+            st = os.fstat(self.file.fileno())  # the linked inode: no path lookup
         finally:
             self._close()
-        info = self._storage.stat_sync(self._key)
-        assert info is not None
-        return info
+        return BlobInfo(self._key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     async def discard(self) -> None:
         await anyio.to_thread.run_sync(self._close)
@@ -74,6 +73,9 @@ class LocalStorage:
         self.blob_dir = root / "blobs"
         self.fsync = fsync
         self.blob_dir.mkdir(parents=True, exist_ok=True)
+        # Folders known to exist, their names on disk (fsynced in their parent, with fsync);
+        # only ever grows (no folder is removed), to a few thousand shard folders.
+        self._durable_folders: set[Path] = set()
         self.temp = TempArea(root / "tmp")
         self.abilities: Abilities = abilities_of(self)
 
@@ -95,8 +97,10 @@ class LocalStorage:
     # -- core -----------------------------------------------------------------------------
 
     async def create(self, key: str) -> LocalBlobWriter:
+        # On the event loop: opening an unnamed temp file is one quick syscall (as a spool's
+        # rollover is), cheaper than the round trip to a worker thread it used to take.
         self.path_for(key)  # validate early
-        return await anyio.to_thread.run_sync(LocalBlobWriter, self, key)
+        return LocalBlobWriter(self, key)
 
     async def create_named(self, key: str) -> LocalBlobWriter:
         self.path_for(key)
@@ -177,20 +181,50 @@ class LocalStorage:
     # -- shared by writers and adoption -----------------------------------------------------
 
     def link_into_place(self, file: HasFileno, named: Path | None, key: str) -> None:
-        """Give `file` (unnamed, or the temp path `named`) the name of `key`, atomically."""
+        """Give `file` (unnamed, or the temp path `named`) the name of `key`, atomically: the
+        name appears with the whole content or not at all, and (with fsync) stays across a
+        power cut, with the folders that hold it."""
         if self.fsync:
             os.fsync(file.fileno())
         target = self.path_for(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Stage in tmp/ (same filesystem): a crash between the two steps leaves only a temp
-        # file that the sweep removes, never a stray name among the blobs.
+        folders = self._folders_of(target)
+        try:
+            # One step, straight to the final name: `linkat` never replaces, so a half-done
+            # link cannot exist, and a crash before it leaves only the temp file.
+            self.temp.files.link(file, named, target)
+        except FileExistsError:
+            self._replace(file, named, target)
+        if self.fsync:
+            _fsync_folder(target.parent)  # the new name
+        for folder in folders:  # each folder's own name, once per process
+            if self.fsync:
+                _fsync_folder(folder.parent)
+            self._durable_folders.add(folder)
+
+    def _folders_of(self, target: Path) -> builtins.list[Path]:
+        """Make `target`'s folder if it is missing; the folders up to the blob folder whose
+        own names this process has not yet made durable (the shard folders are shared, and
+        whoever made one may not have synced its parent yet)."""
+        folder = target.parent
+        if folder in self._durable_folders:
+            return []
+        folder.mkdir(parents=True, exist_ok=True)
+        chain = [folder, *folder.parents]
+        chain = chain[: chain.index(self.blob_dir) + 1]
+        return [path for path in chain if path not in self._durable_folders]
+
+    def _replace(self, file: HasFileno, named: Path | None, target: Path) -> None:
+        """Link `file` over an existing blob: staged under a temp name (same filesystem),
+        then renamed into place, atomically. A crash in between leaves a temp file that the
+        sweep removes, never a stray name among the blobs."""
         name = f"{target.name}.{os.getpid()}.{time.monotonic_ns()}.staged"
         with self.temp.staged(file, named, name) as staged:
-            # linkat cannot replace an existing name; rename can, atomically.
             os.replace(staged, target)
-        if self.fsync:
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

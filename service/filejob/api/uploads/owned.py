@@ -54,4 +54,7 @@ class OwnedUpload(UploadFile):
         if self._released:
             return
         self._released = True
-        await run_in_threadpool(self.file.close)
+        if self._in_memory:  # nothing to wait for: no round trip to a thread
+            self.file.close()
+        else:
+            await run_in_threadpool(self.file.close)

@@ -9,12 +9,13 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Request, Response, U
 
 from filejob.api.caller import DOCUMENTED, CallerDep
 from filejob.api.deps import JobsDep, LinksDep, ServicesDep
-from filejob.api.jobs import PROBLEMS, job_response
+from filejob.api.jobs import PROBLEMS, json_response
 from filejob.api.problems import VALIDATION
-from filejob.api.schemas import JobOut
+from filejob.api.schemas import JobOut, job_json
 from filejob.api.uploads.owned import OwnedUpload
 from filejob.api.uploads.route import UploadRoute
 from filejob.jobs.admission import JobRequest
+from filejob.jobs.repository import POLL_COLUMNS
 
 router = APIRouter(
     prefix="/v1/jobs",
@@ -80,6 +81,9 @@ async def submit_job(
         raise
     background.add_task(jobs.executor.schedule, job.id, upload)
     services.metrics.uploaded.inc(job.input_size)
-    response = job_response(request, JobOut.of(job, links), status_code=202)
+    # The poll's serialisation (`job_json`: JobOut's JSON, byte for byte, without building
+    # and validating the model).
+    body = job_json({name: getattr(job, name) for name in POLL_COLUMNS}, links)
+    response = json_response(request.headers.get("if-none-match"), body, job.status, 202)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response

@@ -157,9 +157,9 @@ class InProcessExecutor:
             job_id, upload = await self._queue.get()
             if (left := self._waiting.pop(job_id, 1) - 1) > 0:
                 self._waiting[job_id] = left
-            if self._paused:
-                # Draining before shutdown: the job stays queued (in the database) for the
-                # next start.
+            if self._paused or self._closed:
+                # Draining before shutdown, or shutting down: the job stays queued (in the
+                # database) for the next start.
                 if upload is not None:
                     await upload.release()
                 self._queue.task_done()
@@ -169,7 +169,7 @@ class InProcessExecutor:
             self._running[job_id] = run
             try:
                 async with self._slots:
-                    if self._paused or run.stop.reason is StopReason.SHUTDOWN:
+                    if self._paused or self._closed or run.stop.reason is StopReason.SHUTDOWN:
                         # Stopping while it waited: it stays queued (in the database).
                         if upload is not None:
                             await upload.release()
