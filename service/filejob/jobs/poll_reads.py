@@ -26,7 +26,15 @@ from sqlalchemy.engine import make_url
 
 from filejob.db.engine import Database
 from filejob.jobs.model import Job
-from filejob.jobs.repository import POLL_COLUMNS, poll_query, poll_row
+from filejob.jobs.repository import (
+    POLL_COLUMNS,
+    POLL_KINDS,
+    PollOwner,
+    poll_kind,
+    poll_params,
+    poll_query,
+    poll_row,
+)
 
 # How long a loop read may wait on a lock before it gives up and falls back (SQLite's WAL
 # readers only wait in rare cases: a recovery after a crash, a checkpoint restarting the log).
@@ -38,8 +46,9 @@ class ReadFellBack(Exception):
 
 
 class PollReads(Protocol):
-    async def row(self, job_id: str, owner_id: str | None) -> dict[str, Any] | None:
-        """The job's POLL_COLUMNS by name, or None if `owner_id` has no such job."""
+    async def row(self, job_id: str, owner: PollOwner) -> dict[str, Any] | None:
+        """The job's POLL_COLUMNS by name, or None if `owner` (an owner id, None for the
+        anonymous owner, or ANY_OWNER) has no such job."""
         ...
 
     def close(self) -> None: ...
@@ -49,9 +58,9 @@ class EngineReads:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def row(self, job_id: str, owner_id: str | None) -> dict[str, Any] | None:
+    async def row(self, job_id: str, owner: PollOwner) -> dict[str, Any] | None:
         async with self.db.read_engine.connect() as connection:
-            return await poll_row(connection, job_id, owner_id)
+            return await poll_row(connection, job_id, owner)
 
     def close(self) -> None:
         pass
@@ -65,10 +74,7 @@ class SqliteLoopReads:
         self._conn: sqlite3.Connection | None = None
         dialect = sqlite_dialect.dialect(paramstyle="named")
         table: Table = Job.__table__  # type: ignore[assignment]
-        self._sql = {
-            anonymous: str(poll_query(anonymous).compile(dialect=dialect))
-            for anonymous in (True, False)
-        }
+        self._sql = {kind: str(poll_query(kind).compile(dialect=dialect)) for kind in POLL_KINDS}
         self._convert: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, table.c[name].type.dialect_impl(dialect).result_processor(dialect, None))
             for name in POLL_COLUMNS
@@ -82,10 +88,10 @@ class SqliteLoopReads:
             self._conn = conn
         return self._conn
 
-    async def row(self, job_id: str, owner_id: str | None) -> dict[str, Any] | None:
-        params = {"job_id": job_id} if owner_id is None else {"job_id": job_id, "owner": owner_id}
+    async def row(self, job_id: str, owner: PollOwner) -> dict[str, Any] | None:
+        sql, params = self._sql[poll_kind(owner)], poll_params(job_id, owner)
         try:
-            raw = self.connection().execute(self._sql[owner_id is None], params).fetchone()
+            raw = self.connection().execute(sql, params).fetchone()
         except sqlite3.Error as exc:
             self.close()  # the next read opens afresh
             raise ReadFellBack(str(exc)) from exc
@@ -109,11 +115,11 @@ class FallingBackReads:
         self.quick = quick
         self.engine = engine
 
-    async def row(self, job_id: str, owner_id: str | None) -> dict[str, Any] | None:
+    async def row(self, job_id: str, owner: PollOwner) -> dict[str, Any] | None:
         try:
-            return await self.quick.row(job_id, owner_id)
+            return await self.quick.row(job_id, owner)
         except ReadFellBack:
-            return await self.engine.row(job_id, owner_id)
+            return await self.engine.row(job_id, owner)
 
     def close(self) -> None:
         self.quick.close()

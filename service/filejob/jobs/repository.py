@@ -36,25 +36,48 @@ POLL_COLUMNS = (
 )  # fmt: skip
 
 
-def poll_query(anonymous: bool) -> Select[Any]:
-    """Built once: a constant statement's compiled form stays in SQLAlchemy's cache."""
+class AnyOwner:
+    """Whoever owns the job: for the holder of a verified signed link, which names one job."""
+
+
+ANY_OWNER = AnyOwner()
+PollOwner = str | None | AnyOwner  # an owner id, None for the anonymous owner, or ANY_OWNER
+
+
+def poll_kind(owner: PollOwner) -> str:
+    if owner is None:
+        return "anonymous"
+    return "any" if isinstance(owner, AnyOwner) else "owner"
+
+
+def poll_params(job_id: str, owner: PollOwner) -> dict[str, str]:
+    return {"job_id": job_id, "owner": owner} if isinstance(owner, str) else {"job_id": job_id}
+
+
+def poll_query(kind: str) -> Select[Any]:
+    """Built once per `poll_kind`: a constant statement's compiled form stays in SQLAlchemy's
+    cache."""
     table = Job.__table__
-    owner = table.c.owner_id.is_(None) if anonymous else table.c.owner_id == bindparam("owner")
+    where = [table.c.id == bindparam("job_id")]
+    if kind == "anonymous":
+        where.append(table.c.owner_id.is_(None))
+    elif kind == "owner":
+        where.append(table.c.owner_id == bindparam("owner"))
     columns = [table.c[name] for name in POLL_COLUMNS]
-    return select(*columns).where(table.c.id == bindparam("job_id"), owner)
+    return select(*columns).where(*where)
 
 
-_POLL = {True: poll_query(anonymous=True), False: poll_query(anonymous=False)}
+POLL_KINDS = ("anonymous", "owner", "any")
+_POLL = {kind: poll_query(kind) for kind in POLL_KINDS}
 
 
 async def poll_row(
-    connection: AsyncConnection, job_id: str, owner_id: str | None
+    connection: AsyncConnection, job_id: str, owner: PollOwner
 ) -> dict[str, Any] | None:
     """`JobRepository.get_owned`'s job as `POLL_COLUMNS` by name (typed as `Job`'s
     attributes): the poll's read, on a bare connection, with no session, identity map or ORM
     object (each costs more than the query)."""
-    params = {"job_id": job_id} if owner_id is None else {"job_id": job_id, "owner": owner_id}
-    row = (await connection.execute(_POLL[owner_id is None], params)).first()
+    row = (await connection.execute(_POLL[poll_kind(owner)], poll_params(job_id, owner))).first()
     return None if row is None else row._asdict()
 
 

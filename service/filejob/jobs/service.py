@@ -26,7 +26,7 @@ from filejob.jobs.executors.base import Executor
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.poll_reads import EngineReads, PollReads
-from filejob.jobs.repository import JobRepository
+from filejob.jobs.repository import ANY_OWNER, JobRepository
 from filejob.jobs.states import JobStatus
 from filejob.jobs.storage_keys import input_key
 from filejob.storage.base import BlobNotFound, BlobReader, Storage
@@ -203,7 +203,10 @@ class JobService:
 
     async def open_result_by_link(self, job_id: str) -> tuple[Job, BlobReader]:
         """As `open_result`, for the holder of a verified signed link (whoever that is)."""
-        return await self._open_result(await self._get_any(job_id))
+        row = await self.poll_reads.row(job_id, ANY_OWNER)
+        if row is None:
+            raise JobNotFound(f"No job {job_id!r}.")
+        return await self._open_result(Job(**row))
 
     async def _open_result(self, job: Job) -> tuple[Job, BlobReader]:
         if job.status is JobStatus.SUCCEEDED and job.result_key:

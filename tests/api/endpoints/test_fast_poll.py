@@ -20,6 +20,7 @@ from filejob.jobs.poll_reads import (
     FallingBackReads,
     SqliteLoopReads,
 )
+from filejob.jobs.repository import ANY_OWNER
 from tests.api.endpoints.test_poll import BASE, VARIANTS
 from tests.support.auth import SECRET, tenant
 from tests.support.jobs import submit
@@ -174,6 +175,11 @@ async def test_the_loop_read_gives_the_engines_row(
     assert job_json(got) == job_json(expected)
     assert await reads.row(values["id"], "someone-else") is None
     assert await reads.row("missing", None) is None
+    # A signed link's read: whoever owns the job.
+    anyone = await reads.row(values["id"], ANY_OWNER)
+    assert anyone is not None and job_json(anyone) == job_json(expected)
+    assert await engine.row(values["id"], ANY_OWNER) == expected
+    assert await reads.row("missing", ANY_OWNER) is None
 
 
 async def test_sqlite_polls_read_on_the_loop(app: FastAPI, profile: str) -> None:
