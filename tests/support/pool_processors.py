@@ -59,6 +59,24 @@ class Orphan(Processor[NoParams]):
         return _result(ctx, left=int(shell.stdout))
 
 
+class Escapee(Processor[NoParams]):
+    """Leaves a process behind in a session of its own (`setsid cmd &`): out of the worker's
+    process group. `left` is its pid."""
+
+    name = "escapee"
+    description = "Test processor: leaves a process behind in a new session."
+    isolation = "process"
+
+    def run(self, ctx: ProcessorContext, params: NoParams) -> Output:
+        child = subprocess.Popen(
+            ["sleep", "120"],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return _result(ctx, left=child.pid)
+
+
 class Lingerer(Processor[NoParams]):
     """Returns while a thread it started runs on."""
 
@@ -73,4 +91,4 @@ class Lingerer(Processor[NoParams]):
 
 def pool_registry() -> ProcessorRegistry:
     """The tests' registry and the processors above."""
-    return ProcessorRegistry([*test_registry(), Hoard(), Orphan(), Lingerer()])
+    return ProcessorRegistry([*test_registry(), Hoard(), Orphan(), Escapee(), Lingerer()])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from filejob.api import jobs
@@ -68,7 +69,7 @@ class FastPoll:
                 _header(scope, b"if-none-match"), job_json(job, services.links), job["status"]
             )
         except FilejobError as exc:
-            response = error_problem(exc, scope["path"])
+            response = error_problem(exc, URL(scope=scope).path)  # as the route says it
         except Exception:
             await self.app(scope, receive, send)
             return

@@ -36,12 +36,6 @@ PROBLEMS = problems(
 )
 
 
-def job_response(request: Request, job: JobOut, status_code: int = 200) -> Response:
-    """`job` as `json_response` sends it."""
-    body = job.model_dump_json().encode()
-    return json_response(request.headers.get("if-none-match"), body, job.status, status_code)
-
-
 def json_response(
     if_none_match: str | None, body: bytes, status: JobStatus, status_code: int = 200
 ) -> Response:

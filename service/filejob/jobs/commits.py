@@ -26,6 +26,7 @@ together by itself: there each row is committed in a transaction of its own, its
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +69,7 @@ class _GroupFailed(Exception):
 class _Group:
     rows: list[_Row] = field(default_factory=list)
     errors: dict[int, BaseException] = field(default_factory=dict)  # row index -> its error
+    taken: bool = False  # rows were taken for it (all of them may have been cancelled since)
 
 
 class JobInserts:
@@ -94,7 +96,11 @@ class JobInserts:
         outcome = asyncio.get_running_loop().create_future()
         self._waiting.append(_Row(job, caller, outcome))
         if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_groups())
+            # A context of its own: the task outlives the request that started it, whose
+            # request id must not tag the log lines of the groups that follow.
+            self._committer = asyncio.create_task(
+                self._commit_groups(), context=contextvars.Context()
+            )
         await outcome
 
     async def _add_alone(self, job: Job, caller: Principal) -> None:
@@ -135,7 +141,7 @@ class JobInserts:
                 group.errors.clear()
                 await self._transaction(group, isolated=True)
         except BaseException as exc:  # the transaction's own failure: no row was committed
-            for row in group.rows or self._take():  # none taken: BEGIN failed
+            for row in group.rows if group.taken else self._take():  # none taken: BEGIN failed
                 _settle(row.outcome, exc)
             if not isinstance(exc, Exception):
                 raise
@@ -150,8 +156,8 @@ class JobInserts:
             # The writer connection and the write lock first (BEGIN IMMEDIATE), the rows
             # after: whatever came while this waited for them joins this group.
             await session.connection()
-            if not group.rows:
-                group.rows = self._take()
+            if not group.taken:
+                group.rows, group.taken = self._take(), True
             repo = JobRepository(session)
             usage: dict[str | None, _Usage] = {}
             accepted: list[Job] = []

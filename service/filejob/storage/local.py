@@ -196,7 +196,10 @@ class LocalStorage:
             self._replace(file, named, target)
         if self.fsync:
             _fsync_folder(target.parent)  # the new name
-        for folder in folders:  # each folder's own name, once per process
+        # Each folder's own name, once per process; outermost first, so that a folder is
+        # marked durable only once every folder above it is (another upload into it skips
+        # them all).
+        for folder in reversed(folders):
             if self.fsync:
                 _fsync_folder(folder.parent)
             self._durable_folders.add(folder)

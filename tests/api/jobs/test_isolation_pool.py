@@ -162,6 +162,16 @@ async def test_an_orphan_a_job_leaves_behind_does_not_outlive_it(
     assert after["status"] == "succeeded" and after["pid"] != job["pid"]
 
 
+async def test_a_process_a_job_left_in_a_session_of_its_own_does_not_outlive_it(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Out of the worker's process group, still below the worker (a subreaper)."""
+    job = await run_job(app, client, "escapee")
+    assert job["status"] == "succeeded"
+    await until_gone(job["left"])
+    assert gone(job["pid"])
+
+
 async def test_a_worker_a_job_left_a_thread_in_is_retired(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

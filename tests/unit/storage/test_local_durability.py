@@ -41,8 +41,10 @@ async def test_new_folders_are_synced_in_their_parents_once(
     blob = storage.path_for("inputs/abcdef")
     shard, prefix = blob.parent, blob.parent.parent  # blobs/inputs/ab, blobs/inputs
     assert blob.read_bytes() == b"first"
-    # The file (unnamed then: its link target is not known yet), then every name made for it.
-    assert synced[1:] == [shard, prefix, storage.blob_dir, tmp_path]
+    # The file (unnamed then: its link target is not known yet), then the blob's name, then
+    # every folder's name, outermost first: a folder counts as durable (and the next upload
+    # into it skips the syncs) only once every folder above it is.
+    assert synced[1:] == [shard, tmp_path, storage.blob_dir, prefix]
 
     synced.clear()
     await put(storage, "inputs/ab0123", b"same shard")
@@ -56,7 +58,7 @@ async def test_a_folder_made_by_another_writer_is_synced_by_the_next_one_too(
     made_elsewhere = storage.path_for("inputs/cd0000").parent
     made_elsewhere.mkdir(parents=True)  # by another process, say, not yet synced
     await put(storage, "inputs/cd1234", b"x")
-    assert synced[1:] == [made_elsewhere, made_elsewhere.parent, storage.blob_dir, tmp_path]
+    assert synced[1:] == [made_elsewhere, tmp_path, storage.blob_dir, made_elsewhere.parent]
 
 
 async def test_an_existing_blob_is_replaced_atomically(tmp_path: Path) -> None:

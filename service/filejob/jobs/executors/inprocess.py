@@ -51,7 +51,8 @@ class InProcessExecutor:
         self._broken: set[str] = set()  # jobs whose last run raised (see `_work`)
         self._closed = False
         self._paused = False
-        self._slots = asyncio.Semaphore(workers)  # jobs between their claim and their outcome
+        # Jobs between their claim and the end of their processor (made again by `start`).
+        self._slots = asyncio.Semaphore(workers)
 
     async def start(self) -> None:
         # Twice as many tasks as slots: while a job's result is being recorded (outside its

@@ -62,8 +62,20 @@ class _Worker:
         return bool(self.process.is_alive()) and not self.conn.poll()
 
     def signal_kill(self) -> None:
-        """SIGKILL the worker and whatever is left in its process group."""
-        self.conn.close()
+        """SIGKILL the worker, its descendants and whatever is left in its process group."""
+        if self._pid_taken_again():
+            self.conn.close()
+            return
+        # A process that left the group for a session of its own (`setsid cmd &`) is still
+        # a descendant: the worker is a subreaper, so orphans come back to it. They go
+        # first, while the worker still holds them (it leaves once its pipe closes, and its
+        # death would hand them on to init).
+        try:
+            for pid in _descendants(self.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            self.conn.close()
         # A process left behind in its group goes too. While any member lives, the group's
         # id (the worker's pid) cannot be given to another process.
         try:
@@ -73,6 +85,15 @@ class _Worker:
                 if self.process.exitcode is None:
                     os.kill(self.pid, signal.SIGKILL)
 
+    def _pid_taken_again(self) -> bool:
+        """Dead, reaped, and its pid in use again: then nothing is left in its group (a
+        group's id is not given out while the group has members), and the pid, and a group
+        of that id, are someone else's."""
+        try:
+            return self.process.exitcode is not None and _exists(self.pid)
+        except ValueError:  # closed: long reaped
+            return _exists(self.pid)
+
     def reap(self) -> None:
         self.process.join(STOP_GRACE)
         with contextlib.suppress(ValueError):  # still running after the grace: left as is
@@ -81,6 +102,32 @@ class _Worker:
     def kill(self) -> None:
         self.signal_kill()
         self.reap()
+
+
+def _exists(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux: /proc's children files), deepest last; none where
+    /proc cannot tell."""
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", "rb") as children:
+                    pids = [int(child) for child in children.read().split()]
+            except OSError:
+                continue
+            found += pids
+            parents += pids
+    return found
 
 
 class WorkerPool:
