@@ -11,7 +11,7 @@ from filejob.storage.base import Storage
 from filejob.storage.spool import UploadSpool
 
 CHUNK = 1024 * 1024
-INLINE_BYTES = 256 * 1024
+INLINE_BYTES = 64 * 1024  # small enough that its write to the page cache stays short
 
 
 async def store_file(storage: Storage, file: BinaryIO, key: str) -> bool:

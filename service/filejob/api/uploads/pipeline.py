@@ -72,7 +72,9 @@ class PipelinedUpload(UploadFile):
         self._spool.start_writeback(offset, length)
 
     async def _drain(self) -> None:
-        if self._batched > self.INLINE_HASH_BYTES:
+        # A spool on disk starts its writeback with each batch: a system call that can wait
+        # on a busy disk, never run on the event loop.
+        if self._batched > self.INLINE_HASH_BYTES or (self._batch and self._spool.rolled):
             await self._send_batch()
         elif self._batch:
             # A small file, or a large one's tail: hashing a few KiB here costs less than
