@@ -20,6 +20,7 @@ from filejob.jobs.states import CallbackState, JobStatus
 from tests.support.auth import SECRET, tenant
 from tests.support.jobs import submit
 from tests.support.processors import GATES
+from tests.support.wait import wait_until_async
 
 Tenant = Callable[[str], Any]
 
@@ -135,6 +136,12 @@ async def test_conditional_polls(
     alice = await tenants("alice")
     job_id = (await submit(alice, b"x", "slow", params={"steps": 1, "gate": "poll"})).json()["id"]
     url = f"/v1/jobs/{job_id}"
+
+    async def held() -> bool:  # at its gate, its progress saved: it stays so until set
+        job = (await alice.get(url)).json()
+        return bool(job["status"] == "running" and job["progress"] == 1.0)
+
+    await wait_until_async(held, message="the job did not reach its gate")
     for _ in range(3):  # a pass that saw the job move (queued -> running) is run again
         etag = (await alice.get(url)).headers["etag"]
         answers = [
