@@ -51,13 +51,13 @@ class InProcessExecutor:
         self._broken: set[str] = set()  # jobs whose last run raised (see `_work`)
         self._closed = False
         self._paused = False
-        # Jobs between their claim and the end of their processor (made again by `start`).
+        # Jobs between their claim and the end of their processor (asyncio binds it to the
+        # running loop on first use, so it can be made here).
         self._slots = asyncio.Semaphore(workers)
 
     async def start(self) -> None:
         # Twice as many tasks as slots: while a job's result is being recorded (outside its
         # slot), the next job is already claimed and processing.
-        self._slots = asyncio.Semaphore(self.workers)
         self._tasks = [
             asyncio.create_task(self._work(), name=f"filejob-worker-{n}")
             for n in range(2 * self.workers)
