@@ -2,9 +2,10 @@
 through the same `JobRunner` as the in-process executor, and re-runs the jobs of workers that
 went silent.
 
-Each filejob job is one procrastinate job for its whole life: a retry or a job interrupted
-by a shutdown goes back to `todo` through procrastinate's retry (`RunAgain`), with the delay
-the runner chose. The job row stays filejob's truth; procrastinate only says who runs what.
+Each filejob job is one procrastinate entry for its whole life: a retry or a job interrupted
+by a shutdown goes back to `todo` (procrastinate's retry), due when the runner said. The job
+row stays filejob's truth; procrastinate only says who runs what. The loop that takes the
+entries is filejob's own (jobs/executors/queue_loop.py says why).
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import procrastinate
-from procrastinate.job_context import AbortReason, JobContext
-from procrastinate.jobs import Job as QueueJob
 from prometheus_client import CollectorRegistry, start_http_server
 
 from filejob.compose import job_runner, opened, storage_for
 from filejob.config import Settings
 from filejob.db.engine import Database, conninfo
-from filejob.jobs.control import RunEnd, StopReason, StopSignal
 from filejob.jobs.executors.procrastinate import QUEUE, TASK, defer, retire_stalled
+from filejob.jobs.executors.queue_loop import LoopTiming, QueueLoop, queue_connector
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.runner import RUNNER_ERROR_DELAY, JobRunner
 from filejob.jobs.states import JobStatus
@@ -40,28 +38,6 @@ log = logging.getLogger("filejob.worker")
 
 ADOPT_BATCH = 100  # queued jobs given a queue entry per transaction
 CLEANUP_EVERY = 3600.0  # seconds between deletions of long-ended queue entries
-
-
-class RunAgain(Exception):
-    """The job went back to `queued`: procrastinate runs it again in `delay` seconds."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(f"run again in {delay:.3f}s")
-        self.delay = delay
-
-
-class _RunAgainWhenAsked(procrastinate.BaseRetryStrategy):
-    """Retry exactly when and only when the runner asked; every other failure is final (the
-    runner has already settled the job row: it never raises for a job's own failure)."""
-
-    def get_retry_decision(
-        self, *, exception: BaseException, job: QueueJob
-    ) -> procrastinate.RetryDecision | None:
-        if isinstance(exception, RunAgain):
-            # What retry_in would compute; its fields are typed as ints, the delay has fractions.
-            retry_at = datetime.now(UTC) + timedelta(seconds=exception.delay)
-            return procrastinate.RetryDecision(retry_at=retry_at)
-        return None
 
 
 @dataclass(frozen=True)
@@ -122,52 +98,51 @@ class QueueWorker:
                 concurrency=self.concurrency,
             )
             stack.push_async_callback(runner.close)  # after the last job has ended
-            app = self._queue_app(runner)
+            app = procrastinate.App(
+                connector=queue_connector(
+                    conninfo(settings.database_url),
+                    # fetching, finishing, heartbeats, cancels, housekeeping
+                    max_size=self.concurrency + 4,
+                )
+            )
             if self.metrics_port:
                 server, _ = start_http_server(
                     self.metrics_port, addr=settings.host, registry=self.registry
                 )
                 stack.callback(server.shutdown)
             await stack.enter_async_context(app.open_async())
+            loop = self._queue_loop(app, runner)
             rescue = asyncio.create_task(
                 self._housekeep_forever(app, db, storage), name="housekeeping"
             )
             log.info("worker %s: %d at once", self.name, self.concurrency)
             self.ready.set()
             try:
-                await app.run_worker_async(
-                    queues=[QUEUE],
-                    name=self.name,
-                    concurrency=self.concurrency,
-                    listen_notify=True,
-                    # A notification wakes the worker for a new entry, but nothing wakes
-                    # it when a retry's scheduled time comes: polling every second (not
-                    # procrastinate's 5 s) starts a retry within 1 s of its backoff.
-                    fetch_job_polling_interval=1.0,
-                    abort_job_polling_interval=1.0,
-                    shutdown_graceful_timeout=settings.shutdown_grace,
-                    update_heartbeat_interval=self.liveness.heartbeat,
-                    stalled_worker_timeout=self.liveness.silent_after,
-                    install_signal_handlers=self.install_signal_handlers,
-                )
+                await loop.run(signals=self.install_signal_handlers)
             finally:
                 rescue.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await rescue
 
-    def _queue_app(self, runner: JobRunner) -> procrastinate.App:
-        connector = procrastinate.PsycopgConnector(
-            conninfo=conninfo(self.settings.database_url),
-            min_size=2,
-            max_size=self.concurrency + 4,  # the listener, fetching, heartbeats, finishing
+    def _queue_loop(self, app: procrastinate.App, runner: JobRunner) -> QueueLoop:
+        timing = LoopTiming(
+            # A notification wakes the worker for a new entry, but nothing wakes it when a
+            # retry's scheduled time comes: looking every second starts a retry within 1 s
+            # of its backoff.
+            poll=1.0,
+            abort_poll=1.0,
+            heartbeat=self.liveness.heartbeat,
+            stalled_worker=self.liveness.silent_after,
+            grace=self.settings.shutdown_grace,
         )
-        app = procrastinate.App(connector=connector)
-
-        @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=_RunAgainWhenAsked())
-        async def run_job(context: JobContext, job_id: str) -> None:
-            await run_one(runner, context, job_id)
-
-        return app
+        return QueueLoop(
+            app.job_manager,
+            runner,
+            queue=QUEUE,
+            slots=self.concurrency,
+            timing=timing,
+            error_delay=lambda: RUNNER_ERROR_DELAY,  # read at each use: tests shorten it
+        )
 
     async def _housekeep_forever(
         self, app: procrastinate.App, db: Database, storage: Storage
@@ -195,34 +170,6 @@ class QueueWorker:
                 except Exception:
                     log.exception("worker temp sweep failed; trying again")
             await asyncio.sleep(self.liveness.check_every)
-
-
-async def run_one(runner: JobRunner, context: JobContext, job_id: str) -> None:
-    """Run one job; an abort from procrastinate becomes the runner's stop, and the job row is
-    settled before this returns whatever happens."""
-    stop = StopSignal()
-    # A run of this entry before (RunAgain) has ended: if it raised, it may have left the row
-    # `running`. The entry is the job's only live one, so no other run can be going.
-    take_back = context.job.attempts > 0
-    run = asyncio.ensure_future(runner.run(job_id, None, stop, take_back=take_back))
-    try:
-        outcome = await asyncio.shield(run)
-    except Exception:
-        # Not the job's failure (the runner settles those) but ours, e.g. the database was
-        # unreachable: try the job again rather than lose it.
-        log.exception("job %s: runner error; it runs again", job_id)
-        raise RunAgain(RUNNER_ERROR_DELAY) from None
-    except asyncio.CancelledError:  # procrastinate's abort: a user's cancel, or our shutdown
-        shutdown = context.abort_reason() is AbortReason.SHUTDOWN
-        stop.request(StopReason.SHUTDOWN if shutdown else StopReason.CANCEL)
-        outcome = await run
-        if outcome.end is RunEnd.INTERRUPTED:
-            raise RunAgain(0) from None  # the runner put it back to `queued`
-        if outcome.retry_in is not None:  # it had failed, for another try, just before
-            raise RunAgain(outcome.retry_in) from None
-        raise
-    if outcome.retry_in is not None:
-        raise RunAgain(outcome.retry_in)
 
 
 async def rescue_stalled(app: procrastinate.App, db: Database, silent_after: float) -> int:
