@@ -12,6 +12,7 @@ from filejob.auth.model import ApiKey
 from filejob.config import Settings
 from filejob.db.engine import Database
 from filejob.db.orm import Base
+from filejob.jobs.attempts import JobAttempt
 from filejob.jobs.model import Job
 
 config = context.config
@@ -19,7 +20,9 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
-assert {ApiKey.__tablename__, Job.__tablename__} <= set(target_metadata.tables)
+assert {ApiKey.__tablename__, Job.__tablename__, JobAttempt.__tablename__} <= set(
+    target_metadata.tables
+)
 
 
 def _url() -> str:
@@ -33,6 +36,11 @@ def run_migrations_offline() -> None:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # A batch migration rebuilds a table by dropping the old one; with foreign keys on,
+        # that drop would cascade to the rows that point at it (job_attempts). Set before the
+        # transaction begins (SQLite ignores it inside one); the connection is disposed after.
+        connection.connection.cursor().execute("PRAGMA foreign_keys=OFF")
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     context.run_migrations()
 

@@ -16,7 +16,17 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from filejob import web
-from filejob.api import events, health, jobs, metrics_route, processors
+from filejob.api import (
+    attempts,
+    docs_page,
+    events,
+    health,
+    jobs,
+    limits,
+    metrics_route,
+    openapi,
+    processors,
+)
 from filejob.api.caller import Authenticator
 from filejob.api.deps import Services
 from filejob.api.downloads import route as downloads
@@ -226,7 +236,12 @@ def create_app(
         # Starlette would answer `/v1/jobs/` with a redirect to an absolute URL built from the
         # Host header, a client-chosen host (and would carry a signed query along to it).
         redirect_slashes=False,
+        generate_unique_id_function=openapi.operation_id,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN; see `docs_page`
+        redoc_url=None,
     )
+    openapi.install(app)
+    docs_page.mount(app)
     app.state.draining = False  # set by `DrainingServer` on SIGTERM/SIGINT
     install_error_handlers(app)
     app.add_middleware(FastPoll)  # innermost: inside the request ids and the metrics
@@ -234,9 +249,12 @@ def create_app(
     app.add_middleware(RequestIds)  # outermost: every line of the request has its id
     app.include_router(submit.router)
     app.include_router(jobs.router)
+    app.include_router(attempts.router)
     app.include_router(events.router)
+    app.include_router(events.events_router)
     app.include_router(downloads.router)
     app.include_router(processors.router)
+    app.include_router(limits.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     web.mount(app)

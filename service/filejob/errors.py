@@ -88,6 +88,19 @@ class InvalidCursor(FilejobError):
     code, status, title = "invalid_cursor", 422, "Invalid pagination cursor"
 
 
+class JobFinal(FilejobError):
+    """Cancelling a job that is final already: nothing to cancel."""
+
+    code, status, title = "job_final", 409, "The job is final"
+
+
+class InvalidEventCursor(InvalidCursor):
+    """A `Last-Event-ID` or `since` that is not a cursor of `GET /v1/events`: 400, since it is
+    a header (or a query parameter) the server gave out, not a field of a form."""
+
+    status, title = 400, "Invalid event cursor"
+
+
 class InsufficientStorage(FilejobError):
     code, status, title = "insufficient_storage", 507, "Not enough storage space"
 

@@ -1,4 +1,4 @@
-"""/v1/jobs: poll, list, cancel/delete (the upload that creates a job: api/uploads/submit.py)."""
+"""/v1/jobs: poll, list, cancel, delete (the upload that creates a job: api/uploads/submit.py)."""
 
 from __future__ import annotations
 
@@ -121,3 +121,24 @@ async def list_jobs(
 async def delete_job(job_id: str, caller: CallerDep, jobs: JobsDep) -> Response:
     await jobs.cancel_or_delete(job_id, caller.owner_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    responses=problems(
+        {
+            401: "Missing or invalid API key",
+            404: "No such job",
+            409: "The job is final already (`job_final`, with its `job_status`)",
+            429: "Rate limit reached",
+            503: "The job kept changing state, or the server is shutting down",
+        }
+    ),
+    summary="Cancel a queued or running job",
+)
+async def cancel_job(job_id: str, caller: CallerDep, jobs: JobsDep, links: LinksDep) -> JobOut:
+    """Stops a running job (within about 2 s; a process-isolated one is terminated) and
+    answers once it has stopped, with the job as it ends: `cancelled`. The job and its input
+    are kept; DELETE removes them."""
+    return JobOut.of(await jobs.cancel(job_id, caller.owner_id), links)

@@ -20,26 +20,95 @@ from filejob.errors import (
     ValidationFailed,
 )
 
+# Where the one Problem schema lives in the OpenAPI document (`api/openapi.py` puts it there).
+PROBLEM_REF: dict[str, Any] = {"$ref": "#/components/schemas/Problem"}
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+# Every error body the server sends: RFC 9457's members, `code`, and the extension members
+# some codes add (each named with the codes that carry it). Extensions are omitted, never
+# null, where they do not apply; others may be added, so clients must ignore unknown ones.
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
+    "description": "An error, as RFC 9457 problem details (`application/problem+json`).",
     "type": "object",
     "required": ["type", "title", "status", "detail", "code"],
     "properties": {
-        "type": {"type": "string"},
+        "type": {"type": "string", "description": "`urn:filejob:problem:<code>`."},
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "code": {"type": "string", "description": "Stable, for clients to branch on."},
-        "instance": {"type": "string"},
+        "instance": {"type": "string", "description": "The path of the request."},
+        "errors": {
+            "type": "array",
+            "description": "`validation_error`, `invalid_params`: the fields that failed.",
+            "items": {"$ref": "#/components/schemas/FieldError"},
+        },
+        "available": {**_STRINGS, "description": "`unknown_processor`: the processors."},
+        "accepted": {
+            **_STRINGS,
+            "description": "`unsupported_media_type`: the content types that are taken.",
+        },
+        "content_type": {
+            "type": "string",
+            "description": "`unsupported_media_type`: the upload's type, judged from its bytes.",
+        },
+        "limit": {
+            "type": "integer",
+            "description": "`payload_too_large`, `quota_exceeded` (bytes), "
+            "`too_many_active_jobs` (jobs): the limit reached.",
+        },
+        "used": {"type": "integer", "description": "`quota_exceeded`: bytes already stored."},
+        "limit_per_minute": {"type": "integer", "description": "`rate_limited`: the key's."},
+        "job_status": {
+            "type": "string",
+            "description": "`result_not_ready`, `job_failed`, `result_gone`, `job_final`: "
+            "the job's status.",
+        },
+        "error": {"$ref": "#/components/schemas/ProblemJobError"},
+        "checks": {
+            "type": "object",
+            "description": "`not_ready`: each readiness check and its outcome (`ok` or why not).",
+            "additionalProperties": {"type": "string"},
+        },
     },
-    "additionalProperties": True,  # per-code extras: errors, limit, available, ...
+    "additionalProperties": True,
+}
+
+# The components PROBLEM_SCHEMA refers to, by name, itself among them.
+PROBLEM_COMPONENTS: dict[str, dict[str, Any]] = {
+    "Problem": PROBLEM_SCHEMA,
+    "FieldError": {
+        "title": "FieldError",
+        "type": "object",
+        "required": ["loc", "msg", "type"],
+        "properties": {
+            "loc": {
+                "type": "array",
+                "description": "Where: the part, then the field's path.",
+                "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            },
+            "msg": {"type": "string"},
+            "type": {"type": "string"},
+        },
+    },
+    "ProblemJobError": {
+        "title": "ProblemJobError",
+        "description": "`job_failed`: why the job failed, as in the job's own `error`.",
+        "type": "object",
+        "properties": {
+            "code": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "message": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    },
 }
 
 
 def problems(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for these statuses, each a problem+json body."""
     return {
-        status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+        status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
         for status, text in descriptions.items()
     }
 

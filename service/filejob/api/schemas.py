@@ -163,3 +163,18 @@ class ProcessorOut(BaseModel):
 
 class ProcessorList(BaseModel):
     items: list[ProcessorOut]
+
+
+class LimitsOut(BaseModel):
+    max_upload_bytes: int = Field(description="Largest file one upload may carry.")
+    max_active_jobs: int | None = Field(
+        description="Most of the caller's jobs queued or running at once; null: unlimited."
+    )
+    max_storage_bytes: int | None = Field(
+        description="Most bytes of the caller's inputs and results kept; null: unlimited."
+    )
+    rate_limit_per_minute: int | None = Field(
+        description="Most requests per minute; null: unlimited."
+    )
+    active_jobs: int = Field(description="The caller's jobs queued or running now.")
+    storage_used_bytes: int = Field(description="Bytes the caller's stored files take now.")

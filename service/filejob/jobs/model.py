@@ -85,4 +85,7 @@ class Job(Base):
         Index("ix_jobs_owner_seq", "owner_id", "seq"),
         Index("ix_jobs_owner_status", "owner_id", "status"),
         Index("ix_jobs_callback_due", "callback_state", "callback_next_at"),
+        # Which jobs changed lately, of anyone and of one owner (GET /v1/events; 0008).
+        Index("ix_jobs_updated_at", "updated_at"),
+        Index("ix_jobs_owner_updated", "owner_id", "updated_at"),
     )

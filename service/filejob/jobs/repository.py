@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.base import Executable
 
 from filejob.jobs import statements
+from filejob.jobs.attempts import OUTCOME_OF, PROCESS_DIED, AttemptError, AttemptOutcome, error_in
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.statements import new_row
 from filejob.jobs.states import JobStatus, check_transition, sources_of
@@ -198,9 +199,14 @@ class JobRepository:
         A compare-and-set in one UPDATE, so two racing writers (a cancel and a finishing
         worker) cannot both win; with `attempt`, only while that attempt is the current one.
         `values`: other columns to set, as plain values. Returns whether this call made the
-        move.
+        move. A move out of `running` also ends the open attempt (`OUTCOME_OF` the target).
         """
-        return await self._move(job_id, target, expected, attempt, values)
+        sources = sources_of(target) if expected is None else frozenset(expected)
+        now = utcnow()
+        moved = await self._move(job_id, target, sources, attempt, values, now=now)
+        if moved and JobStatus.RUNNING in sources and target is not JobStatus.RUNNING:
+            await self._close(job_id, OUTCOME_OF[target], error_in(values), now)
+        return moved
 
     async def _move(
         self,
@@ -210,8 +216,10 @@ class JobRepository:
         attempt: int | None,
         values: dict[str, Any],
         attempts_step: int = 0,
+        now: datetime | None = None,
     ) -> bool:
-        """`transition`, also adding `attempts_step` to the attempts count."""
+        """`transition` of the job's row alone, also adding `attempts_step` to the attempts
+        count."""
         sources = sources_of(target) if expected is None else frozenset(expected)
         for source in sources:
             check_transition(source, target)
@@ -220,65 +228,86 @@ class JobRepository:
             target, sources, attempt is not None, names, attempts_step
         )
         params = {f"v_{name}": values[name] for name in names}
-        params.update(job_id=job_id, now=utcnow(), attempt=attempt)
+        params.update(job_id=job_id, now=now or utcnow(), attempt=attempt)
         result = await self._core(statement, params)
         return result.rowcount == 1
 
-    async def start(self, job_id: str) -> bool:
-        """queued -> running, counting the attempt (the last attempt's error stays visible)."""
-        values = {"started_at": utcnow(), "progress": 0.0, "next_attempt_at": None}
-        return await self._move(job_id, JobStatus.RUNNING, [JobStatus.QUEUED], None, values, 1)
+    async def start(self, job_id: str, worker: str | None = None) -> bool:
+        """queued -> running, counting the attempt (the last attempt's error stays visible),
+        and opening its entry in `job_attempts` (`worker`: the process that runs it)."""
+        now = utcnow()
+        values = {"started_at": now, "progress": 0.0, "next_attempt_at": None}
+        queued = [JobStatus.QUEUED]
+        if not await self._move(job_id, JobStatus.RUNNING, queued, None, values, 1, now):
+            return False
+        await self._core(statements.OPEN_ATTEMPT, statements.opened(job_id, worker, now))
+        return True
 
     # The ends of an attempt. Each is fenced on `job.attempts` (the attempt as claimed): False,
     # and nothing written, unless the job is still running that attempt, so an attempt presumed
-    # dead and retried elsewhere never overwrites the newer attempt's outcome.
+    # dead and retried elsewhere never overwrites the newer attempt's outcome. Each closes the
+    # attempt's entry in `job_attempts` in the same transaction.
 
-    async def _end_attempt(self, job: Job, target: JobStatus, **values: Any) -> bool:
-        return await self.transition(
-            job.id, target, expected=[JobStatus.RUNNING], attempt=job.attempts, **values
-        )
+    async def _end_attempt(
+        self,
+        job: Job,
+        target: JobStatus,
+        outcome: AttemptOutcome,
+        values: dict[str, Any],
+        error: AttemptError | None = None,
+        attempts_step: int = 0,
+    ) -> bool:
+        """`error`: the attempt's (code, message); by default, the one `values` gives the job."""
+        now, running = utcnow(), [JobStatus.RUNNING]
+        if not await self._move(job.id, target, running, job.attempts, values, attempts_step, now):
+            return False
+        await self._close(job.id, outcome, error or error_in(values), now)
+        return True
+
+    async def _close(
+        self, job_id: str, outcome: AttemptOutcome, error: AttemptError, now: datetime
+    ) -> None:
+        """End the job's open attempt (there is at most one) as `outcome`."""
+        await self._core(statements.CLOSE_ATTEMPT, statements.closed(job_id, outcome, error, now))
 
     async def succeed(
         self, job: Job, *, key: str, filename: str, content_type: str, size: int, sha256: str
     ) -> bool:
         """running -> succeeded, naming its result (already stored under `key`)."""
-        return await self._end_attempt(
-            job,
-            JobStatus.SUCCEEDED,
-            error_code=None,
-            error_message=None,
-            progress=1.0,
-            result_key=key,
-            result_filename=filename,
-            result_content_type=content_type,
-            result_size=size,
-            result_sha256=sha256,
-        )
+        values = {
+            "error_code": None,
+            "error_message": None,
+            "progress": 1.0,
+            "result_key": key,
+            "result_filename": filename,
+            "result_content_type": content_type,
+            "result_size": size,
+            "result_sha256": sha256,
+        }
+        return await self._end_attempt(job, JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED, values)
 
-    async def fail(self, job: Job, code: str, message: str) -> bool:
-        """running -> failed, with the error a client is shown."""
-        return await self._end_attempt(
-            job, JobStatus.FAILED, error_code=code, error_message=message
-        )
+    async def fail(
+        self, job: Job, code: str, message: str, outcome: AttemptOutcome = AttemptOutcome.FAILED
+    ) -> bool:
+        """running -> failed, with the error a client is shown (`outcome`: the attempt's)."""
+        values = {"error_code": code, "error_message": message}
+        return await self._end_attempt(job, JobStatus.FAILED, outcome, values)
 
     async def retry_later(self, job: Job, code: str, message: str, due: datetime) -> bool:
         """running -> queued for another attempt at `due`, showing why this one failed."""
-        return await self._end_attempt(
-            job, JobStatus.QUEUED, error_code=code, error_message=message, next_attempt_at=due
-        )
+        values = {"error_code": code, "error_message": message, "next_attempt_at": due}
+        return await self._end_attempt(job, JobStatus.QUEUED, AttemptOutcome.RETRYING, values)
 
     async def cancel(self, job: Job) -> bool:
         """running -> cancelled (the client asked, and the attempt stopped)."""
-        return await self._end_attempt(
-            job, JobStatus.CANCELLED, error_code=None, error_message=None
-        )
+        values = {"error_code": None, "error_message": None}
+        return await self._end_attempt(job, JobStatus.CANCELLED, AttemptOutcome.CANCELLED, values)
 
     async def put_back(self, job: Job) -> bool:
         """running -> queued, the attempt not counted: the server stopped it to shut down.
         The previous attempt's error, if any, stays."""
-        return await self._move(
-            job.id, JobStatus.QUEUED, [JobStatus.RUNNING], job.attempts, {}, attempts_step=-1
-        )
+        interrupted = AttemptOutcome.INTERRUPTED
+        return await self._end_attempt(job, JobStatus.QUEUED, interrupted, {}, attempts_step=-1)
 
     async def expire(self, job: Job) -> bool:
         """A finished job (as loaded) -> expired, its files no longer named (the caller
@@ -305,23 +334,17 @@ class JobRepository:
     async def requeue_interrupted(self, job: Job) -> bool:
         """A running attempt whose process died (or went silent): back to `queued`, True. One
         that has used up its attempts that way is a poison input (it killed or hung its process
-        each time) and fails with `crashed` instead, False. Fenced on the attempt."""
+        each time) and fails with `crashed` instead, False. Fenced on the attempt. The attempt
+        ends `interrupted` (the job's last error stays) or `crashed`."""
         if job.attempts < job.max_attempts:
-            await self.transition(
-                job.id, JobStatus.QUEUED, expected=[JobStatus.RUNNING], attempt=job.attempts
-            )
+            interrupted = AttemptOutcome.INTERRUPTED
+            await self._end_attempt(job, JobStatus.QUEUED, interrupted, {}, PROCESS_DIED)
             return True
-        await self.transition(
-            job.id,
-            JobStatus.FAILED,
-            expected=[JobStatus.RUNNING],
-            attempt=job.attempts,
-            error_code="crashed",
-            error_message=(
-                f"The process running this job stopped, {job.attempts} time(s); "
-                "it is not tried again."
-            ),
+        message = (
+            f"The process running this job stopped, {job.attempts} time(s); it is not tried again."
         )
+        values = {"error_code": "crashed", "error_message": message}
+        await self._end_attempt(job, JobStatus.FAILED, AttemptOutcome.CRASHED, values)
         return False
 
     async def take_back(self, job_id: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +24,7 @@ from filejob.jobs.attempt import (
     Raised,
     Stopped,
 )
+from filejob.jobs.attempts import AttemptOutcome
 from filejob.jobs.control import RunEnd, RunOutcome, StopReason, StopSignal
 from filejob.jobs.error_text import AttemptFiles
 from filejob.jobs.events import JobEvents
@@ -78,7 +81,10 @@ class JobRunner:
         retry_max_delay: float = 300.0,
         events: JobEvents | None = None,
         isolation: WorkerPool | None = None,
+        worker: str | None = None,
     ) -> None:
+        """`worker`: who runs the attempts, as `job_attempts` records it (this process's
+        host:pid by default)."""
         self.db = db
         self.storage = storage
         self.registry = registry
@@ -88,6 +94,7 @@ class JobRunner:
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
         self.events = events
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
 
     async def close(self) -> None:
         """End what runs beside the jobs (the pooled worker processes): the owner's shutdown,
@@ -153,7 +160,7 @@ class JobRunner:
             repo = JobRepository(session)
             if take_back:
                 await repo.take_back(job_id)
-            claimed = await repo.start(job_id)
+            claimed = await repo.start(job_id, self.worker)
             job = await repo.get(job_id) if claimed else None
         if job is not None and self.events is not None:
             self.events.started(job)
@@ -185,7 +192,7 @@ class JobRunner:
     async def _stopped(self, job: Job, reason: StopReason) -> RunOutcome:
         if reason is StopReason.TIMEOUT:
             message = f"Stopped after its time limit of {job.timeout_seconds:g} s."
-            return await self._fail(job, "timeout", message)
+            return await self._fail(job, "timeout", message, AttemptOutcome.TIMED_OUT)
         if reason is StopReason.SHUTDOWN:
             # We interrupted it ourselves: that attempt does not count.
             if await self._finish(job, JobStatus.QUEUED, lambda repo: repo.put_back(job)):
@@ -243,8 +250,12 @@ class JobRunner:
             return RunOutcome.retry(delay)
         return _SUPERSEDED
 
-    async def _fail(self, job: Job, code: str, message: str) -> RunOutcome:
-        if await self._finish(job, JobStatus.FAILED, lambda repo: repo.fail(job, code, message)):
+    async def _fail(
+        self, job: Job, code: str, message: str, outcome: AttemptOutcome = AttemptOutcome.FAILED
+    ) -> RunOutcome:
+        if await self._finish(
+            job, JobStatus.FAILED, lambda repo: repo.fail(job, code, message, outcome)
+        ):
             return RunOutcome(RunEnd.FAILED)
         return _SUPERSEDED
 

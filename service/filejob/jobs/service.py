@@ -15,6 +15,7 @@ from filejob.errors import (
     InsufficientStorage,
     InvalidCursor,
     JobFailed,
+    JobFinal,
     JobNotFound,
     ResultGone,
     ResultNotReady,
@@ -258,8 +259,39 @@ class JobService:
 
     # -- cancel / delete ------------------------------------------------------------------
 
+    async def cancel(self, job_id: str, owner_id: str | None) -> Job:
+        """Cancel a queued or running job and return it, cancelled. A job that is final
+        already (or finishes before it can be stopped) raises `JobFinal`, naming its status."""
+        for _ in range(3):
+            final = await self._stop_unless_final(job_id, owner_id)
+            job = final or await self.get(job_id, owner_id)
+            if final is None and job.status is JobStatus.CANCELLED:
+                return job
+            if job.status.is_final:
+                raise JobFinal(
+                    f"Job {job_id} already {job.status.value}; nothing to cancel.",
+                    job_status=job.status.value,
+                )
+            # Stopped as a retry was being queued: the queued retry is cancelled next time.
+        raise ServiceUnavailable(
+            "The job kept changing state; try again.", headers={"Retry-After": "1"}
+        )
+
     async def cancel_or_delete(self, job_id: str, owner_id: str | None) -> None:
-        """Cancel a queued or running job; delete a finished one with its files.
+        """Cancel a queued or running job; delete a finished one with its files."""
+        job = await self._stop_unless_final(job_id, owner_id)
+        if job is None:
+            return
+        async with self.db.write() as session:
+            deleted = await JobRepository(session).delete(job_id)
+        if deleted:
+            for key in (job.input_key, job.result_key):
+                if key:
+                    await self.storage.delete(key)
+
+    async def _stop_unless_final(self, job_id: str, owner_id: str | None) -> Job | None:
+        """Cancel the job if it is queued or running (None once it has stopped: cancelled, or
+        finished just before); a final job is returned as it is, untouched.
 
         The job may move while we decide (a worker claims it, a retry re-queues it), so each
         step is a compare-and-set and the decision is taken again when one loses."""
@@ -267,24 +299,24 @@ class JobService:
             job = await self.get(job_id, owner_id)
             if job.status is JobStatus.QUEUED:
                 if await self._transition(job_id, JobStatus.CANCELLED, JobStatus.QUEUED):
-                    return
+                    return None
             elif job.status is JobStatus.RUNNING:
                 if await self.executor.cancel(job_id):
-                    return  # it stopped: cancelled (or it finished just before)
+                    return None  # it stopped: cancelled (or it finished just before)
                 # Not running in this process (a stale row): settle it here.
                 if await self._transition(job_id, JobStatus.CANCELLED, JobStatus.RUNNING):
-                    return
+                    return None
             else:
-                async with self.db.write() as session:
-                    deleted = await JobRepository(session).delete(job_id)
-                if deleted:
-                    for key in (job.input_key, job.result_key):
-                        if key:
-                            await self.storage.delete(key)
-                return
+                return job
         raise ServiceUnavailable(
             "The job kept changing state; try again.", headers={"Retry-After": "1"}
         )
+
+    async def usage(self, owner_id: str | None) -> tuple[int, int]:
+        """The owner's active (queued or running) jobs and stored bytes, as admission counts
+        them against the owner's limits."""
+        async with self.db.read() as session:
+            return await JobRepository(session).usage(owner_id)
 
     async def _transition(self, job_id: str, target: JobStatus, source: JobStatus) -> bool:
         async with self.db.write() as session:

@@ -9,10 +9,12 @@ caches; each run only binds the values. The repository (jobs/repository.py) runs
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, case, insert, or_, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, case, func, insert, or_, select, update
 
+from filejob.jobs.attempts import AttemptError, AttemptOutcome, JobAttempt
 from filejob.jobs.model import Job
 from filejob.jobs.states import CallbackState, JobStatus
 
@@ -95,3 +97,54 @@ PROGRESS = (
     )
     .values(progress=bindparam("progress"), updated_at=bindparam("now"))
 )
+
+
+# -- job_attempts (jobs/attempts.py): one statement in the claim's transaction, one in the
+# settling write's, each only when the job's own UPDATE moved it. (Their parameters are not
+# named after columns: an INSERT or UPDATE keeps those names for itself.)
+
+_attempt_job = bindparam("attempt_job", type_=JobAttempt.job_id.type)
+
+# The next attempt, numbered after the job's last one (not from `jobs.attempts`, which a
+# graceful shutdown gives back). No two claims of one job run at once: the claim's UPDATE
+# holds the row (PostgreSQL) or the database (SQLite) until the transaction ends.
+OPEN_ATTEMPT = insert(JobAttempt).from_select(
+    ["job_id", "number", "started_at", "worker"],
+    select(
+        _attempt_job,
+        func.coalesce(func.max(JobAttempt.number), 0) + 1,
+        bindparam("now", type_=JobAttempt.started_at.type),
+        bindparam("v_worker", type_=JobAttempt.worker.type),
+    ).where(JobAttempt.job_id == _attempt_job),
+)
+
+# The job's open attempt (at most one: every move out of `running` closes it).
+CLOSE_ATTEMPT = (
+    update(JobAttempt)
+    .where(JobAttempt.job_id == bindparam("attempt_job"), JobAttempt.ended_at.is_(None))
+    .values(
+        ended_at=bindparam("now"),
+        outcome=bindparam("v_outcome"),
+        error_code=bindparam("v_error_code"),
+        error_message=bindparam("v_error_message"),
+    )
+)
+
+
+def opened(job_id: str, worker: str | None, now: datetime) -> dict[str, Any]:
+    """`OPEN_ATTEMPT`'s values."""
+    return {"attempt_job": job_id, "now": now, "v_worker": worker}
+
+
+def closed(
+    job_id: str, outcome: AttemptOutcome, error: AttemptError, now: datetime
+) -> dict[str, Any]:
+    """`CLOSE_ATTEMPT`'s values."""
+    code, message = error
+    return {
+        "attempt_job": job_id,
+        "now": now,
+        "v_outcome": outcome,
+        "v_error_code": code,
+        "v_error_message": message,
+    }

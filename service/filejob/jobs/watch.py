@@ -7,6 +7,9 @@ indexed query, and wakes the waiters whose job moved. It polls when poked: after
 this process commits, and on PostgreSQL on each NOTIFY a job row's trigger sends (migration
 0006), so a change made by any process reaches a watcher at once. Without a poke it still
 polls every `fallback` seconds, in case a notification was lost with its connection.
+
+The same polls feed the owner-wide streams (`GET /v1/events`): while one is open, each poll also
+reads which jobs changed lately, of any owner, and hands them on (jobs/changes.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import datetime
 import psycopg
 
 from filejob.db.engine import Database
+from filejob.jobs.changes import ChangeFeed, Subscription
 from filejob.jobs.model import Job
 from filejob.jobs.repository import JobRepository
 
@@ -45,6 +49,7 @@ class JobWatcher:
         self.gap = gap  # least seconds between two polls: pokes in a burst make one poll
         self.fallback = fallback
         self._waiters: dict[str, set[_Waiter]] = {}
+        self.feed = ChangeFeed()  # for the owner-wide streams
         self._someone_waits = asyncio.Event()
         self._poked = asyncio.Event()
 
@@ -70,9 +75,20 @@ class JobWatcher:
                 if not waiters:
                     del self._waiters[job_id]
 
+    def subscribe(self, owner_id: str | None) -> Subscription:
+        """Be told of every change of the owner's jobs (see jobs/changes.py) until
+        `unsubscribe`."""
+        subscription = self.feed.subscribe(owner_id)
+        self._someone_waits.set()
+        self.poke()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.feed.unsubscribe(subscription)
+
     async def run_forever(self) -> None:
         while True:
-            if not self._waiters:
+            if not self._waiters and not self.feed.active:
                 self._someone_waits.clear()
                 await self._someone_waits.wait()
             self._poked.clear()  # before the poll: a poke during it makes another
@@ -95,7 +111,8 @@ class JobWatcher:
                     await connection.execute(f"LISTEN {CHANNEL}")
                     self.poke()  # changes while we were not listening
                     async for notification in connection.notifies():
-                        if notification.payload in self._waiters:  # the job's id
+                        # The payload is the job's id; an owner-wide stream wants them all.
+                        if self.feed.active or notification.payload in self._waiters:
                             self.poke()
             except Exception as exc:
                 log.warning("job change notifications lost (%s); listening again in 1 s", exc)
@@ -103,9 +120,12 @@ class JobWatcher:
 
     async def _poll_once(self) -> None:
         ids = list(self._waiters)
-        if not ids:
+        if not ids and not self.feed.active:
             return
         async with self.db.read() as session:
+            await self.feed.poll(session)
+            if not ids:
+                return
             current = await JobRepository(session).updated_at_of(ids)
         for job_id in ids:
             now = current.get(job_id)

@@ -40,7 +40,11 @@ async def submit_job(
     links: LinksDep,
     services: ServicesDep,
     background: BackgroundTasks,
-    file: Annotated[UploadFile, File(description="The file to process.")],
+    # `format: binary` beside FastAPI's `contentMediaType`: what code generators (such as
+    # openapi-python-client) read as a file to upload rather than a string.
+    file: Annotated[
+        UploadFile, File(description="The file to process.", json_schema_extra={"format": "binary"})
+    ],
     processor: Annotated[str, Form(min_length=1, description="Processor name.")],
     params: Annotated[str | None, Form(description="Processor params, a JSON object.")] = None,
     delete_after_download: Annotated[bool, Form()] = False,
