@@ -13,13 +13,36 @@ from filejob.client import commands as client_commands
 from filejob.config import Settings
 from filejob.ops import logs
 
-app = typer.Typer(help="filejob: upload-then-process job server.", no_args_is_help=True)
+# add_completion: `--install-completion` and `--show-completion` for bash, zsh, fish, PowerShell.
+app = typer.Typer(
+    help="filejob: upload-then-process job server.", no_args_is_help=True, add_completion=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (FILEJOB_AUTH=required).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"filejob {version('filejob')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("filejob (version unknown: not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """filejob: upload-then-process job server."""
 
 
 def load_settings(**overrides: Any) -> Settings:
