@@ -41,6 +41,7 @@ from filejob.jobs.runner import RUNNER_ERROR_DELAY, Started
 log = logging.getLogger("filejob.worker")
 
 IDLE_BEFORE_CHECK = 5.0  # seconds a pooled connection sits unused before it is pinged
+RECORD_BACKOFF = (0.5, 1.0, 2.0, 4.0)  # pauses between tries at recording an entry's end
 
 
 def queue_connector(conninfo: str, max_size: int) -> procrastinate.PsycopgConnector:
@@ -101,13 +102,15 @@ class LoopTiming:
     no notification); `abort_poll`: between looks for cancels, while jobs run (a missed
     notification's fallback); `heartbeat`: between the worker's heartbeats; `stalled_worker`:
     silence after which a worker's registration is pruned; `grace`: what running jobs get,
-    once stopping, before they are stopped and handed back."""
+    once stopping, before they are stopped and handed back; `record_backoff`: the pauses
+    between tries at recording an entry's end, after which the worker stops."""
 
     poll: float
     abort_poll: float
     heartbeat: float
     stalled_worker: float
     grace: float
+    record_backoff: tuple[float, ...] = RECORD_BACKOFF
 
 
 class QueueLoop:
@@ -136,6 +139,7 @@ class QueueLoop:
         self._stopping = asyncio.Event()
         self._stops: dict[int, StopSignal] = {}  # entry id -> its run's stop, until recorded
         self._jobs: set[asyncio.Task[None]] = set()
+        self._failed: list[Exception] = []  # ends that could not be recorded
 
     def stop(self) -> None:
         """Take no more entries; running jobs get `timing.grace`, then are handed back."""
@@ -170,7 +174,7 @@ class QueueLoop:
             await self._hand_back_after_grace()
             for task in side:
                 task.cancel()
-            failed = await _failures(side)
+            failed = [*self._failed, *await _failures(side)]
             await self.manager.unregister_worker(self.worker_id)
         if failed:
             raise failed[0]
@@ -241,11 +245,44 @@ class QueueLoop:
             # unreachable: the entry runs again rather than the job being lost.
             log.exception("job %s: runner error; it runs again", job_id)
         try:
-            await self._record(entry, outcome, stop)
-        except Exception:
+            await self._record_surely(entry, outcome, stop)
+        except Exception as exc:
+            # Left `doing` under a worker that still beats, the entry would never run again
+            # (and a retried or handed-back job is `queued`, waiting on it). Stopped, the
+            # worker unregisters (or goes silent): the stalled-job rescue then runs it again.
             log.exception("job %s: its queue entry %d could not be ended", job_id, entry.id)
+            self._failed.append(exc)
+            self.stop()
         finally:
             del self._stops[entry.id]
+
+    async def _record_surely(
+        self, entry: QueueEntry, outcome: RunOutcome | None, stop: StopSignal
+    ) -> None:
+        """`_record`, tried again after each pause of `timing.record_backoff` while it fails
+        (a database blip, a pool that timed out); the last failure is raised."""
+        pauses = list(self.timing.record_backoff)
+        tried = False
+        while True:
+            try:
+                if not tried or await self._still_ours(entry):
+                    await self._record(entry, outcome, stop)
+                return
+            except Exception:
+                if not pauses:
+                    raise
+                log.warning("queue entry %d: not ended; trying again", entry.id, exc_info=True)
+            tried = True
+            await asyncio.sleep(pauses.pop(0))
+
+    async def _still_ours(self, entry: QueueEntry) -> bool:
+        """Whether the entry is still this worker's run of it, as fetched. Not if a try that
+        seemed to fail had committed (its answer lost): either end counts the attempt, and
+        another worker may have taken the entry since; nor if it was retired as stalled.
+        Recording it again would then end what is no longer ours."""
+        now = list(await self.manager.list_jobs_async(id=entry.id))
+        ours = (Status.DOING.value, self.worker_id, entry.attempts)
+        return bool(now) and (now[0].status, now[0].worker_id, now[0].attempts) == ours
 
     async def _record(
         self, entry: QueueEntry, outcome: RunOutcome | None, stop: StopSignal
