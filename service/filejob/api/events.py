@@ -90,8 +90,9 @@ async def job_events(
 _OWNER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "`text/event-stream`, for as long as the client stays. A new stream "
-        "starts with `ready` (`{}`, its `id` the cursor for now); a resumed one (`Last-Event-ID`"
-        " or `since`) with every job changed after its cursor, as `status` events. Then a "
+        "starts with `ready` (`{}`, its `id` the cursor of the owner's newest change, `0` if "
+        "none); a resumed one (`Last-Event-ID` or `since`) with every job changed after its "
+        "cursor, as `status` events. Then a "
         "`status` event (the job as `GET /v1/jobs/{id}` shows it) when a job is new or changed,"
         " and a `progress` event (`{id, status, progress}`) when only its progress moved. Every "
         "event's `id` is a cursor to resume from; delivery is at least once.",
@@ -143,10 +144,11 @@ async def watch_events(
     async def stream() -> AsyncIterator[bytes]:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
         async with OwnerStream(watcher, caller.owner_id, resume_after) as jobs:
-            async for change in jobs.start():
-                yield _owner_event(change, links)
+            await jobs.begin()
             if resume_after is None:
                 yield f"id: {jobs.cursor}\nevent: ready\ndata: {{}}\n\n".encode()
+            async for change in jobs.catch_up():
+                yield _owner_event(change, links)
             async for chunk in _live(jobs, links, request):
                 yield chunk
 

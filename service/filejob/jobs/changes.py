@@ -11,7 +11,10 @@ on another host, a submit waiting for its group commit). Each poll therefore rea
 last `near` seconds before the newest change seen, and about once a second the last `far`
 seconds; what was handed on already (`_seen`) is not handed on twice. A change that becomes
 visible more than `far` seconds after its `updated_at` (or a writer whose clock is that far
-behind) is missed; its job's next change is not.
+behind) is missed; its job's next change is not. A writer whose clock runs ahead must not
+drag that window into the future, where every correctly stamped change falls below it: the
+newest change seen counts as no later than this process's clock (plus `AHEAD`). A change
+stamped in the future is read and handed on all the same (it is above the window's start).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filejob.db.orm import utcnow
 from filejob.errors import InvalidEventCursor
 from filejob.jobs.model import Job
 from filejob.jobs.repository import POLL_COLUMNS, owned_by
@@ -31,10 +35,12 @@ from filejob.jobs.repository import POLL_COLUMNS, owned_by
 NEAR = 0.25  # seconds each poll reads before the newest change seen
 FAR = 10.0  # seconds the deep poll reads back; also how far a resumed stream looks back
 DEEP_EVERY = 1.0  # seconds between two deep polls
+AHEAD = 0.1  # seconds a writer's clock may run ahead of ours and still move windows, cursors
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_CURSOR = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_AHEAD = timedelta(seconds=AHEAD)
 
 
 ChangedRow = Row[str, str | None, datetime]  # a job's id, owner and `updated_at`
@@ -53,6 +59,12 @@ def decode_cursor(cursor: str) -> datetime:
     if micros > _MAX_CURSOR:
         raise InvalidEventCursor("Last-Event-ID (or since) is not a cursor of this stream.")
     return _EPOCH + micros * _MICROSECOND
+
+
+def at_most_now(moment: datetime) -> datetime:
+    """`moment`, but no later than this process's clock (plus `AHEAD`): what a window's start
+    or a cursor may move to, whatever a writer's clock stamped."""
+    return min(moment, utcnow() + _AHEAD)
 
 
 class Subscription:
@@ -112,7 +124,8 @@ class ChangeFeed:
         if not self._subscribers:
             return
         if not self._started:
-            self._newest = await newest_change(session)
+            newest = await newest_change(session)
+            self._newest = None if newest is None else at_most_now(newest)
             self._started = True
         clock = asyncio.get_running_loop().time()
         deep = clock - self._deep_at >= self.deep_every
@@ -128,9 +141,10 @@ class ChangeFeed:
             self._forget_older_than_far()
 
     def _hand_on(self, rows: Iterable[ChangedRow]) -> None:
+        latest = utcnow() + _AHEAD  # `at_most_now`, once for all the rows
         for job_id, owner_id, updated_at in rows:
             if self._newest is None or updated_at > self._newest:
-                self._newest = updated_at
+                self._newest = min(updated_at, latest)
             subscribers = self._subscribers.get(owner_id)
             if not subscribers or self._seen.get(job_id) == updated_at:
                 continue  # nobody watches its owner, or it was handed on already

@@ -6,6 +6,10 @@ remembers what it has shown of each job (its version, and a fingerprint of all b
 so a notice for a state already shown is dropped, and a change of progress alone is told as
 `progress`. Delivery is at least once: a resumed stream shows again what changed in the last
 `far` seconds before its cursor, and a job that changed again is shown in its newest state.
+A new stream starts at the owner's newest change: its catch-up read sends the jobs changed
+after that start (a change committed between its two reads, whose notice would otherwise be
+dropped as already shown) and only notes the rest. Cursors never pass this process's clock
+(`changes.at_most_now`), so one writer whose clock runs ahead cannot push them on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Literal
 from filejob.jobs.changes import (
     FAR,
     Subscription,
+    at_most_now,
     decode_cursor,
     encode_cursor,
     owner_jobs,
@@ -66,10 +71,11 @@ class OwnerStream:
     ) -> None:
         self.watcher = watcher
         self.owner_id = owner_id
-        self.since = since  # None: a new stream, which starts from now
+        self.since = since  # None: a new stream, from the owner's newest change
         self.far = timedelta(seconds=far)
         self._subscription = Subscription(owner_id)  # the feed's, once entered
         self._shown: dict[str, _Shown] = {}
+        self._start = _EPOCH  # where it starts (`begin`)
         self._cursor = _EPOCH  # the newest change shown (or, at first, where it starts)
         self._floor = _EPOCH  # changes at or before it are past: never shown (again)
         self._pruned_at = _EPOCH
@@ -88,23 +94,31 @@ class OwnerStream:
     def cursor(self) -> str:
         return encode_cursor(self._cursor)
 
-    async def start(self) -> AsyncIterator[Change]:
-        """Where the stream starts. Resumed (`since`), every job changed after it (less `far`)
-        as a `status` change, oldest change first; else nothing: what is there now is only
-        noted, and `cursor` is now."""
+    async def begin(self) -> None:
+        """Fix where the stream starts (`cursor`): the owner's newest change (0 if the owner
+        has no jobs, never past this process's clock), or `since` if that is older."""
         async with self.watcher.db.read() as session:
             newest = await owner_newest_change(session, self.owner_id) or _EPOCH
         # A cursor past the newest change (jobs deleted since, or a bogus one) starts from it.
-        start = newest if self.since is None else min(self.since, newest)
-        self._cursor = start
+        start = at_most_now(newest if self.since is None else min(self.since, newest))
+        self._start = self._cursor = start
         self._floor = self._pruned_at = start - self.far
+
+    async def catch_up(self) -> AsyncIterator[Change]:
+        """After `begin`: each job changed after the start, as a `status` change, oldest change
+        first; resumed (`since`), each changed since `far` before it too. What a new stream
+        does not send (changed at or before its start) is only noted."""
         after = (self._floor, 0)
         while True:
             async with self.watcher.db.read() as session:
                 jobs = await owner_jobs_after(session, self.owner_id, after, PAGE)
             for job in jobs:
+                # For a new stream, a job changed after its start changed after `begin` read
+                # the start (or is stamped ahead of our clock): news to a client that lists
+                # the jobs on `ready`, so it is sent, not only noted.
+                fresh = self.since is not None or job["updated_at"] > self._start
                 change = self._consider(job)
-                if change is not None and self.since is not None:
+                if change is not None and fresh:
                     yield change
             if len(jobs) < PAGE:
                 return
@@ -147,7 +161,9 @@ class OwnerStream:
         shown = self._shown.get(job["id"])
         state = _state_of(job)
         self._shown[job["id"]] = _Shown(version, state, job["progress"], job["status"].is_final)
-        self._cursor = max(self._cursor, version)
+        # Not past our clock: a row stamped by a clock that runs ahead must not carry the
+        # cursor (and with it `_floor`, which drops older notices) into the future.
+        self._cursor = max(self._cursor, at_most_now(version))
         if shown is None or shown.state != state:
             return Change("status", job, self.cursor)
         if shown.progress != job["progress"]:

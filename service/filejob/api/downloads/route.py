@@ -17,9 +17,29 @@ router = APIRouter(
 )
 
 
+_DIGESTS: dict[str, dict[str, Any]] = {
+    "Repr-Digest": {
+        "description": "RFC 9530 sha-256 of the whole result, the same on 200, 206 and HEAD "
+        "(none if Want-Repr-Digest rules sha-256 out)",
+        "schema": {
+            "type": "string",
+            "example": "sha-256=:uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=:",
+        },
+    },
+    "Content-Digest": {
+        "description": "The same value, on a full 200 GET when Want-Content-Digest asks for "
+        "sha-256",
+        "schema": {"type": "string"},
+    },
+}
+
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The result", "content": {"application/octet-stream": {}}},
-    206: {"description": "Part of the result"},
+    200: {
+        "description": "The result",
+        "content": {"application/octet-stream": {}},
+        "headers": _DIGESTS,
+    },
+    206: {"description": "Part of the result", "headers": {"Repr-Digest": _DIGESTS["Repr-Digest"]}},
     304: {"description": "Not modified"},
     307: {"description": "Download it from the object store (FILEJOB_S3_PRESIGNED_DOWNLOADS)"},
     **problems(

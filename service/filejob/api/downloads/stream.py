@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from filejob.api.downloads.digests import digest_fields
 from filejob.api.downloads.ranges import ByteRange, etag_matches, parse_range
 from filejob.jobs.model import Job
 from filejob.storage.base import BlobReader, DownloadHeaders
@@ -143,9 +144,12 @@ def result_response(
     on_complete: OnComplete | None,
     on_sent: OnSent | None = None,
 ) -> Response:
-    """The response for GET/HEAD of a job's result, honouring If-None-Match, If-Range, Range.
+    """The response for GET/HEAD of a job's result, honouring If-None-Match, If-Range, Range
+    and the RFC 9530 Want-*-Digest fields.
 
-    Only a 200 GET counts as a complete download; 206, 304, 416 and HEAD never do."""
+    Only a 200 GET counts as a complete download; 206, 304, 416 and HEAD never do. A 304 has no
+    Repr-Digest: RFC 9110 §15.4.5 asks it to carry no representation metadata beyond the
+    validators, and its ETag is the same sha-256 in hex."""
     etag = f'"{job.result_sha256}"'
     described = download_headers(job, inline=inline)
     content_type = described.content_type
@@ -178,6 +182,9 @@ def result_response(
             raise
     is_head = request.method == "HEAD"
     headers["Content-Type"] = content_type
+    headers |= digest_fields(
+        request.headers, job.result_sha256, whole_body=byte_range is None and not is_head
+    )
     if byte_range is None:
         headers["Content-Length"] = str(size)
         return BlobResponse(
