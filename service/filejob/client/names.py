@@ -26,6 +26,23 @@ class DestinationExists(Exception):
         self.path = path
 
 
+class NotADirectory(DestinationExists):
+    """A file stands where the results' directory, or one of its parents, must be (as a
+    `DestinationExists`, a command that refuses those refuses this as well)."""
+
+    def __init__(self, path: Path) -> None:
+        Exception.__init__(self, f"{path} is not a directory, and the results go into one")
+        self.path = path
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest of `folder` and its parents that exists, if it is not a directory."""
+    for path in (folder, *folder.parents):
+        if path.exists():  # False below a file (ENOTDIR): the walk goes on up to it
+            return None if path.is_dir() else path
+    return None
+
+
 def safe_name(filename: str) -> str:
     """The last part of a name the server gave: never a path, never empty or a dot name."""
     name = Path(filename.replace("\\", "/")).name
@@ -52,14 +69,23 @@ class Destinations:
         self._lock = threading.Lock()
 
     def check_known(self) -> None:
-        """Before anything is uploaded: refuse a destination already known to exist."""
-        if not self.into_dir and self.output.exists() and not self.clobber:
+        """Before anything is uploaded: refuse a destination already known to exist, or a
+        file where the results' directory would be made (`--clobber` does not replace a file
+        with a directory)."""
+        if self.into_dir:
+            self._check_directory()
+        elif self.output.exists() and not self.clobber:
             raise DestinationExists(self.output)
+
+    def _check_directory(self) -> None:
+        in_the_way = _file_in_the_way(self.output)
+        if in_the_way is not None:
+            raise NotADirectory(in_the_way)
 
     def claim(self, filename: str) -> Path:
         """The path the result called `filename` goes to, reserved for it alone; raises
         `DestinationExists` if that file exists (it stays reserved: no other result of the
-        run takes its name either)."""
+        run takes its name either), `NotADirectory` if a file is where its directory goes."""
         if not self.into_dir:
             path = self.output
         else:
@@ -70,6 +96,7 @@ class Destinations:
                     n += 1
                     name = numbered(base, n)
                 self._taken.add(name)
+            self._check_directory()  # a clear refusal, where mkdir would raise
             self.output.mkdir(parents=True, exist_ok=True)
             path = self.output / name
         if path.exists() and not self.clobber:

@@ -22,12 +22,13 @@ import typer
 
 from filejob.client.bars import Bars, bars
 from filejob.client.follow import detach_lines, merge
-from filejob.client.names import DestinationExists, Destinations
+from filejob.client.names import DestinationExists, Destinations, NotADirectory
 from filejob.client.options import (
     API_KEY,
     INTERRUPTED,
     JSON_OUT,
     SERVER,
+    USAGE,
     call,
     connect,
     fail,
@@ -267,6 +268,8 @@ def submit(
         places = Destinations(Path(output), into_dir=into_dir, clobber=clobber)
         try:
             places.check_known()
+        except NotADirectory as exc:  # several files, or -o DIR/, given a file's name
+            raise fail(f"{exc}; nothing was uploaded", USAGE) from None
         except DestinationExists as exc:
             raise fail(f"{exc}; nothing was uploaded") from None
     client = connect(server, api_key)

@@ -70,6 +70,24 @@ def test_an_existing_output_file_is_refused_before_uploading(
     assert gzip.decompress((tmp_path / "out.gz").read_bytes()) == b"data" * 100
 
 
+def test_a_file_given_for_the_results_directory_is_refused_before_uploading(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """Two files' results go into a directory: `-o` naming a plain file is a usage error,
+    said before any upload (not a failure to make the directory once the jobs are done)."""
+    for name in ("first-of-two.txt", "second-of-two.txt"):
+        (tmp_path / name).write_bytes(b"two" * 100)
+    (tmp_path / "plain.txt").write_bytes(b"mine")
+    refused = cli(server, "submit", "first-of-two.txt", "second-of-two.txt", "-p", "checksum",
+                  "-o", "plain.txt", cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "filejob: plain.txt is not a directory, and the results go into one; nothing was uploaded\n"
+    )
+    assert (tmp_path / "plain.txt").read_bytes() == b"mine"
+    assert jobs_named(server, "first-of-two.txt") == jobs_named(server, "second-of-two.txt") == []
+
+
 def test_a_result_named_after_processing_is_not_written_over_a_file(
     server: LiveServer, tmp_path: Path
 ) -> None:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from filejob.client.names import DestinationExists, Destinations, numbered, safe_name
+from filejob.client.names import (
+    DestinationExists,
+    Destinations,
+    NotADirectory,
+    numbered,
+    safe_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +71,29 @@ def test_an_existing_file_is_refused_unless_clobber(tmp_path: Path) -> None:
     # Its name stays taken: the next result of that name is numbered, not refused.
     assert places.claim("r.gz") == tmp_path / "r (1).gz"
     assert Destinations(tmp_path, into_dir=True, clobber=True).claim("r.gz") == tmp_path / "r.gz"
+
+
+@pytest.mark.parametrize("output", ["plain.txt", "plain.txt/results"])
+@pytest.mark.parametrize("clobber", [False, True])
+def test_a_file_where_the_results_directory_goes_is_refused_up_front(
+    tmp_path: Path, output: str, clobber: bool
+) -> None:
+    """Results go into a directory (several files, `-o DIR/`): a file there, or where one of
+    its parents would be, is refused before anything is sent, and not even `--clobber` makes
+    it a directory. Claiming a name there refuses it too, rather than failing in mkdir."""
+    (tmp_path / "plain.txt").write_bytes(b"mine")
+    places = Destinations(tmp_path / output, into_dir=True, clobber=clobber)
+    with pytest.raises(NotADirectory, match=r"plain\.txt is not a directory") as refused:
+        places.check_known()
+    assert refused.value.path == tmp_path / "plain.txt"
+    with pytest.raises(DestinationExists, match="is not a directory"):
+        places.claim("r.gz")
+    assert (tmp_path / "plain.txt").read_bytes() == b"mine"
+
+
+def test_a_results_directory_may_be_new_or_exist(tmp_path: Path) -> None:
+    (tmp_path / "there").mkdir()
+    for output in ("there", "new/deeper"):
+        places = Destinations(tmp_path / output, into_dir=True, clobber=False)
+        places.check_known()
+        assert places.claim("r.gz") == tmp_path / output / "r.gz"
