@@ -13,16 +13,22 @@ from filejob.config import Settings
 from filejob.db.engine import Database
 from filejob.db.orm import Base
 from filejob.jobs.attempts import JobAttempt
+from filejob.jobs.idempotency import IdempotencyKey
 from filejob.jobs.model import Job
+from filejob.resumable.model import ResumableUpload
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
-assert {ApiKey.__tablename__, Job.__tablename__, JobAttempt.__tablename__} <= set(
-    target_metadata.tables
-)
+assert {
+    ApiKey.__tablename__,
+    Job.__tablename__,
+    JobAttempt.__tablename__,
+    IdempotencyKey.__tablename__,
+    ResumableUpload.__tablename__,
+} <= set(target_metadata.tables)
 
 
 def _url() -> str:

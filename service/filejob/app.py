@@ -33,6 +33,7 @@ from filejob.api.downloads import route as downloads
 from filejob.api.fast_poll import FastPoll
 from filejob.api.problems import install_error_handlers
 from filejob.api.schemas import JobOut
+from filejob.api.tus import route as tus
 from filejob.api.uploads import submit
 from filejob.api.uploads.route import UploadPolicy
 from filejob.auth.ratelimit import RateLimiter
@@ -45,6 +46,7 @@ from filejob.compose import (
     key_defaults,
     link_signer,
     opened,
+    resumable_uploads,
     storage_for,
     sweeper,
     webhooks,
@@ -59,6 +61,7 @@ from filejob.ops.logs import RequestIds
 from filejob.ops.metrics import HttpMetrics, Metrics
 from filejob.ops.readiness import Readiness
 from filejob.processors.registry import ProcessorRegistry
+from filejob.resumable.service import ResumableUploads
 from filejob.storage.base import Storage
 from filejob.webhooks.dispatcher import WebhookDispatcher
 
@@ -96,6 +99,7 @@ class HttpParts:
     uploads: UploadPolicy
     webhooks: WebhookDispatcher
     sweeper: Sweeper
+    resumable: ResumableUploads
 
 
 async def _http_parts(
@@ -129,8 +133,13 @@ async def _http_parts(
         metrics,
         presigner if settings.s3_presigned_downloads else None,
     )
+    resumable = resumable_uploads(settings, jobs)
     return HttpParts(
-        services, upload_policy(settings, storage), dispatcher, sweeper(settings, jobs)
+        services,
+        upload_policy(settings, storage),
+        dispatcher,
+        sweeper(settings, jobs, resumable),
+        resumable,
     )
 
 
@@ -217,6 +226,7 @@ def create_app(
             stack.callback(parts.services.jobs.poll_reads.close)
             app.state.services, app.state.webhooks = parts.services, parts.webhooks
             app.state.upload_policy = parts.uploads
+            app.state.resumable = parts.resumable
             lock = await stack.enter_async_context(_executing(settings, parts.services))
             for name, loop in _loops(settings, parts, lock).items():
                 await stack.enter_async_context(_running(name, loop))
@@ -248,6 +258,7 @@ def create_app(
     app.add_middleware(HttpMetrics)
     app.add_middleware(RequestIds)  # outermost: every line of the request has its id
     app.include_router(submit.router)
+    app.include_router(tus.router)
     app.include_router(jobs.router)
     app.include_router(attempts.router)
     app.include_router(events.router)

@@ -36,6 +36,7 @@ from filejob.jobs.runner import JobRunner
 from filejob.jobs.service import JobService
 from filejob.jobs.sweeper import Sweeper
 from filejob.processors.registry import ProcessorRegistry
+from filejob.resumable.service import ResumableUploads
 from filejob.storage.base import Storage
 from filejob.storage.local import LocalStorage
 from filejob.storage.s3 import S3Storage
@@ -146,9 +147,19 @@ def job_service(
     )
 
 
-def sweeper(settings: Settings, jobs: JobService) -> Sweeper:
-    """The housekeeping of `jobs`: expired results, stranded jobs, orphaned blobs and temp files."""
-    return Sweeper(jobs, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace)
+def sweeper(
+    settings: Settings, jobs: JobService, uploads: ResumableUploads | None = None
+) -> Sweeper:
+    """The housekeeping of `jobs`: expired results, stranded jobs, orphaned blobs and temp
+    files, expired idempotency keys; and of resumable `uploads` where they are taken."""
+    return Sweeper(
+        jobs, result_ttl=settings.result_ttl, orphan_grace=settings.orphan_grace, uploads=uploads
+    )
+
+
+def resumable_uploads(settings: Settings, jobs: JobService) -> ResumableUploads:
+    """Resumable (tus) uploads whose last byte makes a job through `jobs`."""
+    return ResumableUploads.for_settings(settings, jobs)
 
 
 def webhooks(settings: Settings, db: Database, render: Callable[[Job], bytes]) -> WebhookDispatcher:

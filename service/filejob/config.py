@@ -254,6 +254,19 @@ class Settings(BaseSettings):
     webhook_retry_delay: float = Field(
         5.0, ge=0, description="Seconds before the first redelivery; doubles each time."
     )
+    idempotency_ttl: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds an Idempotency-Key of POST /v1/jobs is remembered after its job "
+        "was accepted: a repeat within them gets the same job.",
+    )
+    upload_ttl: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds a resumable (tus) upload may take from its creation to its last "
+        "byte; then its bytes are removed and it answers 410. A finished upload's URL answers "
+        "(with its job's link) for as long again.",
+    )
 
     @property
     def auth_required(self) -> bool:

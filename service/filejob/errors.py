@@ -168,3 +168,29 @@ class CallbackForbidden(FilejobError):
 
 class WebhooksNotConfigured(FilejobError):
     code, status, title = "webhooks_not_configured", 422, "Webhooks need a signing secret"
+
+
+# -- integrity and exactly-once submission ----------------------------------------------------
+
+
+class DigestMismatch(FilejobError):
+    """The upload's sha-256 is not the one the client sent (`Repr-Digest`, `sha256`): the
+    bytes changed on the way, and none of them are kept."""
+
+    code, status, title = "digest_mismatch", 422, "The upload does not match its digest"
+
+
+class InvalidIdempotencyKey(FilejobError):
+    code, status, title = "invalid_idempotency_key", 400, "Invalid Idempotency-Key"
+
+
+class IdempotencyKeyReused(FilejobError):
+    """The key was used before with a different request (other fields or another file)."""
+
+    code, status, title = "idempotency_key_reused", 422, "Idempotency-Key used for another request"
+
+
+class IdempotencyKeyInFlight(FilejobError):
+    """A request with the same key is still being handled: retry after it has been answered."""
+
+    code, status, title = "idempotency_key_in_flight", 409, "A request with this key is in flight"

@@ -41,6 +41,9 @@ class JobRequest:
     max_attempts: int | None = None  # capped by the server's max_attempts
     timeout_seconds: float | None = None  # per attempt; default: the processor's
     callback_url: str | None = None
+    # The client's sha256 of the file (hex, RFC 9530's `Repr-Digest` or a `sha256` field):
+    # the upload is refused, and nothing kept, unless the bytes that arrived have it.
+    input_sha256: str | None = None
 
 
 class CallbackUrlCheck(Protocol):

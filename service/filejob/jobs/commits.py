@@ -14,6 +14,8 @@ What each submit asked for stays its own:
   the group's write transaction (SQLite's one writer: nobody else can add rows meanwhile), and
   each row is checked against them plus the rows accepted before it in the group, exactly as
   if the rows had been committed one by one in that order;
+- idempotency keys: a row's key (jobs/idempotency.py) is completed in the transaction that
+  inserts the row, after it, so the job and its key commit together or not at all;
 - failures: a row refused by its limits fails alone; if the group's INSERT fails, the group is
   run again with each row in a savepoint of its own, so that only a row that fails by itself
   fails; an error of the whole transaction (BEGIN, COMMIT, SQLite rolling it back) fails every
@@ -35,6 +37,7 @@ from filejob.auth.principal import Principal
 from filejob.db.engine import Database
 from filejob.jobs.admission import within_quota
 from filejob.jobs.executors.base import Executor
+from filejob.jobs.idempotency import Claim, complete
 from filejob.jobs.model import Job
 from filejob.jobs.repository import JobRepository
 
@@ -50,6 +53,7 @@ def _limited(caller: Principal) -> bool:
 class _Row:
     job: Job
     caller: Principal
+    claim: Claim | None
     outcome: asyncio.Future[None]
 
 
@@ -87,14 +91,15 @@ class JobInserts:
         """Rows waiting for the next group to begin."""
         return len(self._waiting)
 
-    async def add(self, job: Job, caller: Principal) -> None:
-        """Return once `job`'s row is committed; raise why it was not (a limit, a database
-        error). Cancelled while its group commits, the row may still be committed."""
+    async def add(self, job: Job, caller: Principal, claim: Claim | None = None) -> None:
+        """Return once `job`'s row is committed, with `claim`'s key completed; raise why it was
+        not (a limit, a lost claim, a database error). Cancelled while its group commits, the
+        row may still be committed."""
         if not self.db.single_writer:
-            await self._add_alone(job, caller)
+            await self._add_alone(job, caller, claim)
             return
         outcome = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Row(job, caller, outcome))
+        self._waiting.append(_Row(job, caller, claim, outcome))
         if self._committer is None:
             # A context of its own: the task outlives the request that started it, whose
             # request id must not tag the log lines of the groups that follow.
@@ -103,7 +108,7 @@ class JobInserts:
             )
         await outcome
 
-    async def _add_alone(self, job: Job, caller: Principal) -> None:
+    async def _add_alone(self, job: Job, caller: Principal, claim: Claim | None) -> None:
         async with self.db.write() as session:
             repo = JobRepository(session)
             if _limited(caller):
@@ -112,6 +117,8 @@ class JobInserts:
                 within_quota(caller, *await repo.usage(caller.owner_id), job.input_size)
             await self.executor.record(session, job)  # same transaction: both or neither
             await repo.add(job)
+            if claim is not None:
+                await complete(session, claim, job.id)
 
     async def _commit_groups(self) -> None:
         """Commit groups while rows wait; the submits that come meanwhile form the next."""
@@ -160,24 +167,27 @@ class JobInserts:
                 group.rows, group.taken = self._take(), True
             repo = JobRepository(session)
             usage: dict[str | None, _Usage] = {}
-            accepted: list[Job] = []
+            accepted: list[_Row] = []
             for index, row in enumerate(group.rows):
                 owner = await self._owner_usage(repo, usage, row.caller)
                 error = _refusal(row, owner)
                 if error is None and isolated:
-                    error = await self._insert_alone(session, row.job)
+                    error = await self._insert_alone(session, row)
                 if error is not None:
                     group.errors[index] = error
                     continue
                 if not isolated:
                     await self.executor.record(session, row.job)
-                    accepted.append(row.job)
+                    accepted.append(row)
                 if owner is not None:  # what the next rows of this owner see
                     owner.active += 1
                     owner.stored += row.job.input_size
             if accepted:
                 try:
-                    await repo.add_all(accepted)
+                    await repo.add_all([row.job for row in accepted])
+                    for row in accepted:
+                        if row.claim is not None:
+                            await complete(session, row.claim, row.job.id)
                 except Exception as exc:
                     raise _GroupFailed from exc
 
@@ -194,13 +204,16 @@ class JobInserts:
             owner = usage[caller.owner_id] = _Usage(*await repo.usage(caller.owner_id))
         return owner
 
-    async def _insert_alone(self, session: AsyncSession, job: Job) -> Exception | None:
-        """Insert one row in a savepoint: its failure, or None. A failure that ended the
-        whole transaction (SQLite rolls back on a full disk or an I/O error) is raised."""
+    async def _insert_alone(self, session: AsyncSession, row: _Row) -> Exception | None:
+        """Insert one row (and complete its key) in a savepoint: its failure, or None. A
+        failure that ended the whole transaction (SQLite rolls back on a full disk or an I/O
+        error) is raised."""
         try:
             async with session.begin_nested():
-                await self.executor.record(session, job)
-                await JobRepository(session).add(job)
+                await self.executor.record(session, row.job)
+                await JobRepository(session).add(row.job)
+                if row.claim is not None:
+                    await complete(session, row.claim, row.job.id)
         except Exception as exc:
             connection = await (await session.connection()).get_raw_connection()
             if not connection.driver_connection.in_transaction:  # type: ignore[union-attr]

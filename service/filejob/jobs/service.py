@@ -6,12 +6,15 @@ import asyncio
 import errno
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filejob.auth.principal import Principal
 from filejob.db.engine import Database
 from filejob.errors import (
+    DigestMismatch,
     InsufficientStorage,
     InvalidCursor,
     JobFailed,
@@ -21,9 +24,10 @@ from filejob.errors import (
     ResultNotReady,
     ServiceUnavailable,
 )
-from filejob.jobs.admission import Admission, JobRequest
+from filejob.jobs.admission import Admission, JobRequest, within_quota
 from filejob.jobs.commits import JobInserts
 from filejob.jobs.executors.base import Executor
+from filejob.jobs.idempotency import Claim, IdempotencyKeys, fingerprint
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.poll_reads import EngineReads, PollReads
@@ -31,7 +35,7 @@ from filejob.jobs.repository import ANY_OWNER, JobRepository
 from filejob.jobs.states import JobStatus
 from filejob.jobs.storage_keys import input_key
 from filejob.storage.base import BlobNotFound, BlobReader, Storage
-from filejob.storage.ingest import store_file
+from filejob.storage.ingest import digest_of, store_file
 from filejob.untrusted.boundary import BEYOND_ANY_SIZE, parse_count
 
 log = logging.getLogger(__name__)
@@ -78,11 +82,27 @@ class JobService:
         # Inputs stored but whose rows may not be committed yet, for the orphan sweep.
         self.storing: set[str] = set()
         self.inserts = JobInserts(db, executor)
+        self.idempotency = IdempotencyKeys(db)
 
     # -- accept ---------------------------------------------------------------------------
 
-    async def accept(self, upload: IncomingFile, request: JobRequest, caller: Principal) -> Job:
-        """Validate, store the input, commit the row: after this returns the job is safe."""
+    async def accept(
+        self,
+        upload: IncomingFile,
+        request: JobRequest,
+        caller: Principal,
+        *,
+        claim: Claim | None = None,
+    ) -> Job:
+        """Validate, store the input, commit the row: after this returns the job is safe.
+
+        With `claim` (an Idempotency-Key, see jobs/idempotency.py), the key is completed in the
+        job's transaction; if an earlier request completed it, that request's job is returned
+        instead (`claim.replayed`), nothing is made, and the upload is left to the caller."""
+        if claim is not None or request.input_sha256:
+            await self._check_digest(upload, request, claim)
+            if claim is not None and not claim.owned:
+                return await self.idempotency.replay(claim, caller.owner_id)
         processor, params = self.admission.processor_and_params(
             request.processor, request.params_json
         )
@@ -112,13 +132,29 @@ class JobService:
         )
         self.storing.add(input_key(job_id))
         try:
-            await self._store_and_add(job, upload, caller)
+            await self._store_and_add(job, upload, caller, claim)
         finally:
             self.storing.discard(input_key(job_id))
         await upload.seek(0)
         return job
 
-    async def _store_and_add(self, job: Job, upload: IncomingFile, caller: Principal) -> None:
+    async def _check_digest(
+        self, upload: IncomingFile, request: JobRequest, claim: Claim | None
+    ) -> None:
+        """Refuse an input whose sha256 is not the one the client sent; give `claim` this
+        request's fingerprint. (Free for a spooled upload: hashed as it arrived.)"""
+        _, sha256 = await digest_of(upload.file)
+        if request.input_sha256 and request.input_sha256.lower() != sha256:
+            raise DigestMismatch(
+                f"The upload's sha-256 is {sha256}, not the {request.input_sha256.lower()} "
+                "that was sent with it: it changed on the way. Nothing was kept."
+            )
+        if claim is not None:
+            claim.fingerprint = fingerprint(request, sha256)
+
+    async def _store_and_add(
+        self, job: Job, upload: IncomingFile, caller: Principal, claim: Claim | None = None
+    ) -> None:
         """The input first, then the row (with its queue entry, after the caller's limits, in
         a group commit with concurrent submits: see jobs/commits.py); the input goes if the
         row is not committed, so a failure leaves nothing behind."""
@@ -130,7 +166,7 @@ class JobService:
                 raise InsufficientStorage("No space left to store the upload.") from exc
             raise
         try:
-            await self.inserts.add(job, caller)
+            await self.inserts.add(job, caller, claim)
         except asyncio.CancelledError:
             # Its group may commit the row all the same: the input stays. If the row never
             # comes, the orphan sweep removes the input.
@@ -344,3 +380,73 @@ class JobService:
         if resumed:
             log.info("resumed %d unfinished job(s)", len(resumed))
         return len(resumed)
+
+    # -- accept, completing something else in the same transaction --------------------------
+
+    async def accept_completing(
+        self,
+        upload: IncomingFile,
+        request: JobRequest,
+        caller: Principal,
+        complete: Callable[[AsyncSession, Job], Awaitable[None]],
+    ) -> Job:
+        """As `accept`, for an input something else recorded (a resumable upload): the job's
+        row is committed in one transaction with `complete(session, job)`, which may raise to
+        refuse; both are committed, or neither, and then the stored input goes too. Not grouped
+        with other submits (jobs/commits.py): the transaction is shared with `complete`.
+        The caller schedules the job once this returns, and releases `upload`."""
+        if request.input_sha256:
+            await self._check_digest(upload, request, None)
+        processor, params = self.admission.processor_and_params(
+            request.processor, request.params_json
+        )
+        callback_url = self.admission.callback(request.callback_url, caller)
+        size, sha256, filename, content_type = await self.admission.input(upload, processor)
+        job_id, now = new_job_id(), utcnow()
+        job = Job(
+            id=job_id,
+            status=JobStatus.QUEUED,
+            processor=processor.name,
+            params=params,
+            progress=0.0,
+            attempts=0,
+            max_attempts=min(request.max_attempts or self.max_attempts, self.max_attempts),
+            timeout_seconds=min(request.timeout_seconds or processor.timeout, self.max_job_seconds),
+            delete_after_download=request.delete_after_download,
+            owner_id=caller.owner_id,
+            callback_url=callback_url,
+            callback_attempts=0,
+            created_at=now,
+            updated_at=now,
+            input_key=input_key(job_id),
+            input_filename=filename,
+            input_content_type=content_type,
+            input_size=size,
+            input_sha256=sha256,
+        )
+        key = input_key(job_id)
+        self.storing.add(key)
+        try:
+            try:
+                await store_file(self.storage, upload.file, key)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise InsufficientStorage("No space left to store the upload.") from exc
+                raise
+            try:
+                async with self.db.write() as session:
+                    repo = JobRepository(session)
+                    if caller.max_active_jobs is not None or caller.max_storage_bytes is not None:
+                        await repo.lock_owner(caller.owner_id)
+                        within_quota(caller, *await repo.usage(caller.owner_id), size)
+                    await complete(session, job)
+                    await self.executor.record(session, job)
+                    await repo.add(job)
+            except asyncio.CancelledError:
+                raise  # the commit may have happened: the orphan sweep judges the input
+            except BaseException:
+                await self.storage.delete(key)
+                raise
+        finally:
+            self.storing.discard(key)
+        return job

@@ -1,10 +1,12 @@
-"""Periodic housekeeping in the server's lifespan: retention, orphaned blobs, temp files."""
+"""Periodic housekeeping in the server's lifespan: retention, orphaned blobs, temp files,
+expired idempotency keys, expired resumable uploads."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 import anyio
 
@@ -23,13 +25,32 @@ class SweepReport:
     expired: int
     orphans: int
     temp_files: int
+    idempotency_keys: int = 0  # expired Idempotency-Keys forgotten
+    uploads: int = 0  # resumable uploads expired (their bytes removed)
+
+
+class ExpiringUploads(Protocol):
+    """Uploads in progress that expire (`resumable.service.ResumableUploads`, a layer above
+    this one: given by whoever makes the sweeper)."""
+
+    async def sweep(self) -> int:
+        """Expire what is due, remove what has gone; how many expired."""
+        ...
 
 
 class Sweeper:
-    def __init__(self, jobs: JobService, *, result_ttl: float, orphan_grace: float) -> None:
+    def __init__(
+        self,
+        jobs: JobService,
+        *,
+        result_ttl: float,
+        orphan_grace: float,
+        uploads: ExpiringUploads | None = None,
+    ) -> None:
         self.jobs = jobs
         self.result_ttl = result_ttl
         self.orphan_grace = orphan_grace
+        self.uploads = uploads
 
     async def sweep_once(self) -> SweepReport:
         report = SweepReport(
@@ -37,8 +58,10 @@ class Sweeper:
             expired=await self._expire_old_results(),
             orphans=await self._remove_orphans(),
             temp_files=await self.jobs.storage.sweep_temp(self.orphan_grace),
+            idempotency_keys=await self.jobs.idempotency.sweep(),
+            uploads=await self.uploads.sweep() if self.uploads is not None else 0,
         )
-        if report.rescued or report.expired or report.orphans or report.temp_files:
+        if any(vars(report).values()):
             log.info("sweep: %s", report)
         return report
 

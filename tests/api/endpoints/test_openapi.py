@@ -48,7 +48,8 @@ def schema_of(spec: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
 async def test_the_upload_form_is_typed_as_sent(client: httpx.AsyncClient) -> None:
     spec = await document(client)
     body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]
-    assert list(body["content"]) == ["multipart/form-data"]
+    # The form first (a generated client's primary signature), then a raw body.
+    assert list(body["content"]) == ["multipart/form-data", "application/octet-stream"]
     form = schema_of(spec, body["content"]["multipart/form-data"]["schema"])
     fields = form["properties"]
     assert set(form["required"]) == {"file", "processor"}
@@ -65,6 +66,7 @@ async def test_the_upload_form_is_typed_as_sent(client: httpx.AsyncClient) -> No
         "max_attempts": "integer",
         "timeout_seconds": "number",
         "callback_url": "string",
+        "sha256": "string",
     }
     assert fields["max_attempts"]["minimum"] == 1
     assert fields["timeout_seconds"]["exclusiveMinimum"] == 0

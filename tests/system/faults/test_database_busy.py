@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,12 @@ async def test_locked_database_gives_503_with_retry_after_and_keeps_nothing(
 ) -> None:
     existing = (await submit(client, b"before")).json()["id"]
     await run_until_idle()
-    other = sqlite3.connect(data_dir / "filejob.db", isolation_level=None)
+    other = sqlite3.connect(data_dir / "filejob.db", isolation_level=None, check_same_thread=False)
     try:
-        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        # Another process takes the write lock: from a thread, as it would not block this
+        # process's event loop (a write of the server's own, e.g. its first sweep, may be
+        # under way and must be let finish first).
+        await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
         response = await submit(client, b"during")
         assert response.status_code == 503, response.text
         assert response.json()["code"] == "database_busy"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from starlette.datastructures import Headers
 
-from filejob.api.downloads.structured_fields import Item, ParseError, parse_dictionary
+from filejob.api.structured_fields import dictionary
 
 ALGORITHM = "sha-256"
 MAX_WEIGHT = 10  # RFC 9530 §4: weights are Integers 0 (not acceptable) to 10
@@ -43,16 +43,14 @@ def preferences(headers: Headers, name: str) -> Mapping[str, int] | None:
     if not joined or len(joined) > MAX_FIELD_CHARS:
         return None
     try:
-        members = parse_dictionary(joined)
-    except ParseError:
+        members = dictionary(joined)
+    except ValueError:
         return None
     return {
-        algorithm: member.value
-        for algorithm, member in members.items()
-        if isinstance(member, Item)
-        and isinstance(member.value, int)
-        and not isinstance(member.value, bool)
-        and 0 <= member.value <= MAX_WEIGHT
+        algorithm: value
+        for algorithm, value in members.items()
+        # an inner list, a bool or a token is no weight; bool is an int to Python
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_WEIGHT
     }
 
 

@@ -1,23 +1,21 @@
-"""The upload endpoint's body parsing: multipart into an adoptable, hashed spool.
+"""The upload endpoint's body parsing: multipart (or a raw body) into an adoptable, hashed spool.
 
 `UploadRoute` parses the body before FastAPI's handler runs, so that: the size limit is
 enforced from Content-Length before reading, and while streaming a body without one; file parts
 land in `UploadSpool`s (written once, hashed on the way, linkable into storage); and parsing
 errors become our own problem+json errors. FastAPI then finds the form already parsed on the
-request and validates the fields as usual.
+request and validates the fields as usual. A body that is not a form, with the job's fields in
+the query string, is read by raw.py into the same form instead. Before any of it, the caller's
+`Idempotency-Key` is claimed (keys.py), and released if the request fails.
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import math
-import time
-from collections.abc import AsyncGenerator, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
@@ -25,44 +23,33 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from filejob.api.caller import get_caller
+from filejob.api.uploads.body import (
+    FORM_OVERHEAD_BYTES,
+    MAX_CONTENT_TYPE_BYTES,
+    UploadPolicy,
+    declared_length,
+    limited,
+    read_error,
+    refuse_when_disk_is_full,
+)
+from filejob.api.uploads.keys import claim_key, release_key
 from filejob.api.uploads.pipeline import PipelinedUpload
+from filejob.api.uploads.raw import is_raw, parse_raw_body
 from filejob.errors import (
-    InsufficientStorage,
     MalformedMultipart,
-    MalformedRequest,
     PayloadTooLarge,
-    RequestTimeout,
     ShuttingDown,
     UnsupportedMediaType,
 )
 from filejob.storage.spool import UploadSpool
 from filejob.untrusted.boundary import interpreting, parse_count
 
-# Room for the non-file fields and part headers on top of the file's own limit.
-FORM_OVERHEAD_BYTES = 256 * 1024
+# Re-exported: the policy is built by app.py, the overhead read by tests.
+__all__ = ["FORM_OVERHEAD_BYTES", "UploadPolicy", "UploadRoute", "parse_upload_form"]
+
 # One part's headers (Content-Disposition with the filename, Content-Type, ...), all together.
 MAX_PART_HEADER_BYTES = 16 * 1024
-MAX_CONTENT_TYPE_BYTES = 1024
 MAX_BOUNDARY_BYTES = 70  # RFC 2046 §5.1.1
-
-
-@dataclass(frozen=True)
-class UploadPolicy:
-    """What `create_app` decides about uploads; found on `app.state.upload_policy`."""
-
-    max_file_bytes: int
-    new_spool: Callable[[], UploadSpool]
-    free_bytes: Callable[[], int] | None = None  # None: the backend has no such limit
-    min_free_bytes: int = 0
-    max_files: int = 1
-    max_parts: int = 16  # fields and files together
-    max_field_bytes: int = 64 * 1024
-    body_timeout: float = 60.0  # seconds without a byte of body
-    body_deadline: float = 3600.0  # seconds for the whole body
-
-    @property
-    def max_body_bytes(self) -> int:
-        return self.max_file_bytes + FORM_OVERHEAD_BYTES
 
 
 class _SpoolingParser(MultiPartParser):
@@ -126,40 +113,6 @@ class _SpoolingParser(MultiPartParser):
         self._file_parts_to_write.append((part, memoryview(data)[start:end]))  # type: ignore[arg-type]
 
 
-async def _limited(
-    stream: AsyncGenerator[bytes, None], limit: int, idle_timeout: float, deadline: float
-) -> AsyncGenerator[bytes]:
-    """The body, refused once it passes `limit` bytes, stalls for `idle_timeout` seconds, or
-    is still arriving `deadline` seconds after it began (a slow client holding a connection
-    and a spool open, however steadily it dribbles; a proxy in front should cut such clients
-    off earlier, see docs/security.md)."""
-    seen = 0
-    chunks = aiter(stream)
-    # asyncio's own timeout and clock, not anyio's: the server runs on asyncio, and anyio's
-    # cancel scope (and its per-call lookup of the running backend) cost a small upload's
-    # parse a third of its CPU, two scopes per request.
-    ends_at = time.monotonic() + deadline
-    while True:
-        left = ends_at - time.monotonic()
-        try:
-            async with asyncio.timeout(min(idle_timeout, max(left, 0))):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            if left <= idle_timeout:
-                raise RequestTimeout(
-                    f"The body did not arrive within {math.ceil(deadline)} seconds."
-                ) from None
-            raise RequestTimeout(
-                f"No body bytes arrived for {math.ceil(idle_timeout)} seconds."
-            ) from None
-        seen += len(chunk)
-        if seen > limit:
-            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.", limit=limit)
-        yield chunk
-
-
 async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     raw_type = request.headers.get("content-type", "")
     if len(raw_type) > MAX_CONTENT_TYPE_BYTES:
@@ -167,7 +120,8 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     content_type, params = parse_options_header(raw_type)
     if content_type != b"multipart/form-data":
         raise UnsupportedMediaType(
-            "An upload is a multipart/form-data body (a form that can carry a file); "
+            "An upload is a multipart/form-data body (a form that can carry a file), or the "
+            "file itself as the body with the fields in the query string (?processor=...); "
             f"this one is {content_type.decode('latin-1') or 'untyped'}.",
             accepted=["multipart/form-data"],
         )
@@ -175,22 +129,11 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
         raise MalformedMultipart("Content-Type must be multipart/form-data with a boundary.")
     if len(params[b"boundary"]) > MAX_BOUNDARY_BYTES:
         raise MalformedMultipart(f"The multipart boundary exceeds {MAX_BOUNDARY_BYTES} bytes.")
-    raw_length = request.headers.get("content-length")
-    declared = None if raw_length is None else parse_count(raw_length)
-    if raw_length is not None:
-        if declared is None:
-            raise MalformedRequest("Content-Length is not a number.")
-        if declared > policy.max_body_bytes:
-            raise PayloadTooLarge(
-                f"The upload exceeds the limit of {policy.max_file_bytes} bytes.",
-                limit=policy.max_file_bytes,
-            )
-    _refuse_when_disk_is_full(policy, declared or 0)
+    declared = declared_length(request, policy.max_body_bytes, policy.max_file_bytes)
+    refuse_when_disk_is_full(policy, declared or 0)
     parser = _SpoolingParser(
         request.headers,
-        _limited(
-            request.stream(), policy.max_body_bytes, policy.body_timeout, policy.body_deadline
-        ),
+        limited(request.stream(), policy.max_body_bytes, policy.body_timeout, policy.body_deadline),
         max_files=policy.max_files,
         max_fields=policy.max_parts - policy.max_files,
         max_part_size=policy.max_field_bytes,
@@ -201,7 +144,7 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
             try:
                 form = await parser.parse()
             except (MultiPartException, ClientDisconnect, OSError) as exc:
-                mapped = _parse_error(exc)
+                mapped = read_error(exc)
                 if mapped is exc:
                     raise
                 raise mapped from exc
@@ -221,31 +164,9 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     return form
 
 
-def _parse_error(exc: BaseException) -> BaseException:
-    """The client-facing error for what stopped a parse (`exc` itself if it is no client's)."""
-    if isinstance(exc, MultiPartException):
-        return MalformedMultipart(exc.message)
-    if isinstance(exc, ClientDisconnect):
-        return MalformedRequest("The client disconnected before the body was complete.")
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return InsufficientStorage("The disk filled up while receiving the upload.")
-    return exc
-
-
-def _refuse_when_disk_is_full(policy: UploadPolicy, declared_bytes: int) -> None:
-    """The free-space check: refuse before reading a byte when the disk is (nearly) full."""
-    if policy.free_bytes is None:
-        return
-    free = policy.free_bytes()
-    if free - declared_bytes < policy.min_free_bytes:
-        raise InsufficientStorage(
-            "Not enough free storage for this upload; try again later.",
-            headers={"Retry-After": "60"},
-        )
-
-
 class UploadRoute(APIRoute):
-    """An APIRoute whose body is parsed by `parse_upload_form` (see the module doc)."""
+    """An APIRoute whose body is parsed by `parse_upload_form`, or by `parse_raw_body` for a
+    raw upload (see the module doc)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -259,12 +180,35 @@ class UploadRoute(APIRoute):
                 )
             # Who is asking, and may they, before a byte of the body is read.
             caller = await get_caller(request)
-            declared = parse_count(request.headers.get("content-length", ""))
-            await request.app.state.services.jobs.admission.quota(caller, declared or 0)
-            form = await parse_upload_form(request, request.app.state.upload_policy)
-            # Starlette caches the parsed form here; FastAPI's request.form() then returns it
-            # (and closes it when the request ends) instead of reading the consumed stream.
-            request._form = form
-            return await handler(request)
+            claim = await claim_key(request, caller)
+            request.state.idempotency = claim
+            try:
+                if claim is None or claim.owned:  # a repeat's job exists: no new quota
+                    declared = parse_count(request.headers.get("content-length", ""))
+                    await request.app.state.services.jobs.admission.quota(caller, declared or 0)
+                return await _parse_and_handle(request, handler)
+            except BaseException:
+                if claim is not None:
+                    await release_key(request, claim)
+                raise
 
         return parse_then_handle
+
+
+async def _parse_and_handle(
+    request: Request, handler: Callable[[Request], Coroutine[Any, Any, Response]]
+) -> Response:
+    policy = request.app.state.upload_policy
+    raw = is_raw(request)
+    # Starlette caches the parsed form here; FastAPI's request.form() then returns it (and
+    # closes it when the request ends) instead of reading the consumed stream.
+    request._form = await (parse_raw_body if raw else parse_upload_form)(request, policy)
+    try:
+        return await handler(request)
+    except RequestValidationError as exc:
+        if not raw:
+            raise
+        # A raw upload's fields came from the query string: say so where they failed.
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"][1:])} for error in exc.errors()]
+        ) from exc

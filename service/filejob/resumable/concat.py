@@ -1,0 +1,149 @@
+"""Concatenation (tus' `concatenation` extension): a client sends parts of a file as partial
+uploads, in parallel, then creates the final upload from them, and that becomes the job.
+
+The parts must be the caller's, finished and unexpired. They are leased for the time the final
+upload is made (a concurrent final upload, or a DELETE, finds them taken: 423); their bytes are
+copied into the final upload's file, hashed on the way (several files cannot become one by a
+link); then, in one transaction, the job is made, the final upload recorded complete, and the
+parts' rows deleted. A failure leaves the parts as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filejob.auth.principal import Principal
+from filejob.jobs.admission import JobRequest
+from filejob.jobs.model import Job, utcnow
+from filejob.jobs.service import new_job_id
+from filejob.resumable.errors import InvalidConcat, PartialNotFinished, UploadLocked
+from filejob.resumable.files import FinishedFile, finished_spool
+from filejob.resumable.leases import LEASE_SECONDS, new_token
+from filejob.resumable.model import ResumableUpload, UploadState, answerable
+from filejob.resumable.repository import UploadRepository
+
+if TYPE_CHECKING:
+    from filejob.resumable.service import ResumableUploads
+
+log = logging.getLogger(__name__)
+
+MAX_PARTS = 100
+
+
+async def concatenate(
+    uploads: ResumableUploads,
+    caller: Principal,
+    part_ids: list[str],
+    request: JobRequest,
+    *,
+    filename: str | None,
+    content_type: str | None,
+    metadata: str | None,
+) -> ResumableUpload:
+    """The final upload made of `part_ids`, complete, with its job."""
+    if not part_ids or len(part_ids) > MAX_PARTS or len(set(part_ids)) != len(part_ids):
+        raise InvalidConcat(f"A final upload names 1 to {MAX_PARTS} distinct partial uploads.")
+    uploads.check_job(request, caller)
+    length = await _finished_length(uploads, caller, part_ids)
+    uploads.check_length(length)
+    now, token = utcnow(), new_token()
+    async with uploads.db.write() as session:
+        until = now + timedelta(seconds=LEASE_SECONDS)
+        if not await UploadRepository(session).lease_parts(
+            part_ids, caller.owner_id, token, now, until
+        ):
+            raise UploadLocked(
+                "A partial upload is in use by another request; retry once it ends.",
+                headers={"Retry-After": "1"},
+            )
+    final = ResumableUpload(
+        id=new_job_id(),
+        owner_id=caller.owner_id,
+        state=UploadState.COMPLETE,
+        received=length,
+        length=length,
+        job_request=dataclasses.asdict(request),
+        filename=filename,
+        content_type=content_type,
+        upload_metadata=metadata,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + uploads.ttl,
+        concat="final",
+        parts=part_ids,
+    )
+    try:
+        job = await _make_job(uploads, caller, final, request, token)
+    except BaseException:
+        await asyncio.shield(_release(uploads, part_ids, token))
+        raise
+    for part_id in part_ids:
+        uploads.hashes.forget(part_id)
+        await anyio.to_thread.run_sync(uploads.files.remove, part_id)
+    await uploads.jobs.executor.schedule(job.id)
+    return final
+
+
+async def _finished_length(
+    uploads: ResumableUploads, caller: Principal, part_ids: list[str]
+) -> int:
+    """The parts' total length; refused unless each is the caller's finished partial upload."""
+    now, length = utcnow(), 0
+    async with uploads.db.read() as session:
+        repo = UploadRepository(session)
+        for part_id in part_ids:
+            part = answerable(await repo.get_owned(part_id, caller.owner_id), part_id, now)
+            if part.concat != "partial":
+                raise InvalidConcat(f"Upload {part_id} is not a partial upload.")
+            if part.state is not UploadState.COMPLETE or part.length is None:
+                raise PartialNotFinished(
+                    f"Partial upload {part_id} has {part.received} of its bytes, not all."
+                )
+            length += part.length
+    return length
+
+
+async def _make_job(
+    uploads: ResumableUploads,
+    caller: Principal,
+    final: ResumableUpload,
+    request: JobRequest,
+    token: str,
+) -> Job:
+    parts = list(final.parts or ())
+    sha256 = await anyio.to_thread.run_sync(uploads.files.concatenate, final.id, parts)
+    try:
+        path, length = uploads.files.path(final.id), final.received
+        spool = await anyio.to_thread.run_sync(finished_spool, path, length, sha256)
+        incoming = FinishedFile(spool, final.filename, final.content_type)
+
+        async def complete(session: AsyncSession, job: Job) -> None:
+            repo = UploadRepository(session)
+            if not await repo.consume_parts(parts, token):
+                raise UploadLocked("A partial upload was taken by another request.")
+            final.job_id = job.id
+            await repo.add(final)
+            session.expunge(final)
+
+        try:
+            return await uploads.jobs.accept_completing(incoming, request, caller, complete)
+        finally:
+            await incoming.release()
+    finally:
+        # The job's input is a name of its own (or a copy): the final upload's file goes.
+        await anyio.to_thread.run_sync(uploads.files.remove, final.id)
+
+
+async def _release(uploads: ResumableUploads, part_ids: list[str], token: str) -> None:
+    try:
+        async with uploads.db.write() as session:
+            await UploadRepository(session).release_parts(part_ids, token)
+    except Exception:  # their leases run out by themselves
+        log.warning("could not release the leases of partial uploads", exc_info=True)

@@ -1,0 +1,180 @@
+"""An upload's bytes: one file per upload, `<folder>/<id>`, in a folder on the blobs' own
+filesystem, so that a finished upload becomes its job's input by a link (storage adopts it as
+it adopts a multipart spool), never by a copy.
+
+The files have names (not O_TMPFILE): they must outlive the request, and the process, that
+wrote them. Which bytes of a file count is the row's business (`received`); a request first
+cuts the file back to that offset, so what an unacknowledged request left behind is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
+
+from filejob.storage.spool import UploadSpool
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def folder_for(storage_url: str, data_dir: Path) -> Path:
+    """Where uploads in progress live: under the local storage's root (the blobs' filesystem),
+    or under the data dir where blobs live elsewhere (S3: the finished upload is streamed)."""
+    root = Path(storage_url.removeprefix("file://")) if storage_url.startswith("file://") else None
+    return (root or data_dir) / "uploads"
+
+
+class UploadFiles:
+    def __init__(self, folder: Path, *, fsync: bool) -> None:
+        self.folder = folder
+        self.fsync = fsync
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, upload_id: str) -> Path:
+        if not _ID.fullmatch(upload_id):  # ids are generated; refuse anything path-like
+            raise ValueError(f"invalid upload id {upload_id!r}")
+        return self.folder / upload_id
+
+    def create(self, upload_id: str) -> None:
+        """An empty file for a new upload (blocking); with fsync, its name is durable."""
+        fd = os.open(self.path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        if self.fsync:
+            _fsync_folder(self.folder)
+
+    def open(self, upload_id: str, offset: int) -> ChunkWriter:
+        """The upload's file for one request's bytes, cut back to `offset` (blocking)."""
+        fd = os.open(self.path(upload_id), os.O_RDWR)
+        try:
+            os.ftruncate(fd, offset)
+        except BaseException:
+            os.close(fd)
+            raise
+        return ChunkWriter(fd, fsync=self.fsync)
+
+    def remove(self, upload_id: str) -> None:
+        self.path(upload_id).unlink(missing_ok=True)
+
+    def names_older_than(self, seconds: float) -> list[str]:
+        """Files not changed for `seconds` (for the sweep: files whose upload is gone)."""
+        cutoff, names = time.time() - seconds, []
+        for path in self.folder.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff and _ID.fullmatch(path.name):
+                    names.append(path.name)
+            except FileNotFoundError:
+                continue
+        return names
+
+    def concatenate(self, upload_id: str, part_ids: list[str]) -> hashlib._Hash:
+        """A new upload's file made of the parts' files, in order (blocking; a copy: several
+        files cannot become one by linking); its sha256."""
+        sha = hashlib.sha256()
+        with open(self.path(upload_id), "xb") as target:
+            for part_id in part_ids:
+                with open(self.path(part_id), "rb") as part:
+                    while chunk := part.read(1024 * 1024):
+                        target.write(chunk)
+                        sha.update(chunk)
+            target.flush()
+            if self.fsync:
+                os.fsync(target.fileno())
+        return sha
+
+    def sha256(self, upload_id: str) -> hashlib._Hash:
+        """The whole file's sha256, read from disk (blocking)."""
+        sha = hashlib.sha256()
+        with open(self.path(upload_id), "rb") as file:
+            while chunk := file.read(1024 * 1024):
+                sha.update(chunk)
+        return sha
+
+
+class ChunkWriter:
+    """One request's writes into an upload's file, each at its position."""
+
+    def __init__(self, fd: int, *, fsync: bool) -> None:
+        self.fd = fd
+        self.fsync = fsync
+
+    def write(self, data: bytes | memoryview, position: int) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, position)
+            view, position = view[written:], position + written
+
+    def sync(self) -> None:
+        """Make what was written durable (with fsync on; else the page cache keeps it)."""
+        if self.fsync:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _UploadsOwnFile:
+    """`SpoolFiles` for a spool over an upload's existing file: opening it gives the file and
+    its name (what storage links); closing leaves the name, which the upload removes itself
+    once its job's row is committed (the job's input is then a second name of the same file)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def open(self) -> tuple[BinaryIO, Path | None]:
+        return open(self._path, "r+b"), self._path  # the spool closes it
+
+    def close(self, file: BinaryIO, path: Path | None) -> None:
+        file.close()
+
+
+def finished_spool(path: Path, size: int, sha256: hashlib._Hash) -> UploadSpool:
+    """A finished upload's file as an `UploadSpool` (blocking): what `store_file` adopts by a
+    link where the backend can, and `digest_of` reads size and sha256 from without a read."""
+    spool = UploadSpool(_UploadsOwnFile(path), memory_bytes=0)
+    spool.rollover()  # opens the file: nothing in memory to copy, positioned at 0
+    spool.size, spool.sha256 = size, sha256
+    return spool
+
+
+class FinishedFile:
+    """A finished upload as the job layer takes an upload (`jobs.incoming.IncomingFile`)."""
+
+    def __init__(self, spool: UploadSpool, filename: str | None, content_type: str | None):
+        self._spool = spool
+        self._filename = filename
+        self._content_type = content_type
+
+    @property
+    def file(self) -> BinaryIO:
+        return self._spool  # type: ignore[return-value]
+
+    @property
+    def filename(self) -> str | None:
+        return self._filename
+
+    @property
+    def content_type(self) -> str | None:
+        return self._content_type
+
+    async def seek(self, offset: int) -> None:
+        self._spool.seek(offset)
+
+    async def read(self, size: int = -1) -> bytes:
+        return await anyio.to_thread.run_sync(self._spool.read, size)
+
+    async def release(self) -> None:
+        self._spool.close()
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

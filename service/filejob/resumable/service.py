@@ -1,0 +1,224 @@
+"""Resumable uploads' use cases: create, look up, write (writing.py), concatenate (concat.py),
+terminate, sweep (sweep.py). Each is a unit of work with its own transactions; the job layer
+(`JobService`) checks a new upload's job fields, and makes the finished upload's job in the
+transaction that completes the upload."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterable
+from datetime import timedelta
+
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filejob.auth.principal import Principal
+from filejob.config import Settings
+from filejob.errors import EmptyFile, PayloadTooLarge
+from filejob.jobs.admission import JobRequest, within_quota
+from filejob.jobs.model import utcnow
+from filejob.jobs.repository import JobRepository
+from filejob.jobs.service import JobService, new_job_id
+from filejob.resumable.concat import concatenate
+from filejob.resumable.digests import Checksum, RunningHashes
+from filejob.resumable.errors import UploadLocked
+from filejob.resumable.files import UploadFiles, folder_for
+from filejob.resumable.leases import holder_is_dead
+from filejob.resumable.model import ResumableUpload, UploadState, answerable
+from filejob.resumable.repository import UploadRepository
+from filejob.resumable.sweep import sweep_uploads
+from filejob.resumable.writing import LocalWriter, retry_soon, write
+
+
+class ResumableUploads:
+    def __init__(
+        self,
+        jobs: JobService,
+        files: UploadFiles,
+        *,
+        ttl: float,
+        max_bytes: int,
+        orphan_grace: float,
+    ) -> None:
+        self.jobs = jobs
+        self.db = jobs.db
+        self.files = files
+        self.ttl = timedelta(seconds=ttl)
+        self.max_bytes = max_bytes
+        self.orphan_grace = orphan_grace
+        self.hashes = RunningHashes()
+        # This process's requests writing uploads now, by lease token (writing.LocalWriter).
+        self.writing: dict[str, LocalWriter] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings, jobs: JobService) -> ResumableUploads:
+        files = UploadFiles(
+            folder_for(settings.storage_url, settings.data_dir), fsync=settings.fsync
+        )
+        return cls(
+            jobs,
+            files,
+            ttl=settings.upload_ttl,
+            max_bytes=settings.max_upload_bytes,
+            orphan_grace=settings.orphan_grace,
+        )
+
+    # -- create -----------------------------------------------------------------------------
+
+    async def create(
+        self,
+        caller: Principal,
+        length: int | None,
+        request: JobRequest,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: str | None = None,
+        partial: bool = False,
+    ) -> ResumableUpload:
+        """A new upload of `length` bytes (None: deferred), if its job would be accepted: the
+        same checks, and the same answers, as `POST /v1/jobs` before a byte is sent (known
+        processor, valid params, allowed callback, size, the caller's quota: stored bytes plus
+        the uploads in progress plus `length`). A `partial` upload (concatenation) has no job
+        of its own: the final upload made of it does."""
+        if not partial:
+            self.check_job(request, caller)
+        if length is not None:
+            self.check_length(length)
+        now = utcnow()
+        upload = ResumableUpload(
+            id=new_job_id(),
+            owner_id=caller.owner_id,
+            state=UploadState.RECEIVING,
+            received=0,
+            length=length,
+            job_request=dataclasses.asdict(request),
+            filename=filename,
+            content_type=content_type,
+            upload_metadata=metadata,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self.ttl,
+            concat="partial" if partial else None,
+        )
+        # The file first: a row never names a file that is not there. A row that never
+        # commits leaves a file the sweep removes.
+        await anyio.to_thread.run_sync(self.files.create, upload.id)
+        try:
+            async with self.db.write() as session:
+                await self.within_quota(session, caller, length or 0)
+                await UploadRepository(session).add(upload)
+                session.expunge(upload)
+        except BaseException:
+            await anyio.to_thread.run_sync(self.files.remove, upload.id)
+            raise
+        return upload
+
+    def check_job(self, request: JobRequest, caller: Principal) -> None:
+        """Refuse a job `POST /v1/jobs` would refuse for its fields (before any byte)."""
+        admission = self.jobs.admission
+        admission.processor_and_params(request.processor, request.params_json)
+        admission.callback(request.callback_url, caller)
+
+    def check_length(self, length: int) -> None:
+        if length == 0:
+            raise EmptyFile("The upload has no content (Upload-Length: 0).")
+        if length > self.max_bytes:
+            raise PayloadTooLarge(
+                f"The upload exceeds the limit of {self.max_bytes} bytes.", limit=self.max_bytes
+            )
+
+    @staticmethod
+    async def within_quota(
+        session: AsyncSession, caller: Principal, incoming: int, *, counted: int = 0
+    ) -> None:
+        """Refuse what the caller's limits do not allow, counting its uploads in progress
+        (`counted` of their bytes are `incoming`'s already); the owner is locked until the
+        transaction ends, so concurrent creations see each other."""
+        if caller.max_active_jobs is None and caller.max_storage_bytes is None:
+            return
+        jobs = JobRepository(session)
+        await jobs.lock_owner(caller.owner_id)
+        active, stored = await jobs.usage(caller.owner_id)
+        reserved = await UploadRepository(session).reserved(caller.owner_id)
+        within_quota(caller, active, stored + reserved - counted, incoming)
+
+    # -- look up ----------------------------------------------------------------------------
+
+    async def get(self, upload_id: str, owner_id: str | None) -> ResumableUpload:
+        """`owner_id`'s upload; anyone else's answers exactly like a missing one."""
+        async with self.db.read() as session:
+            upload = await UploadRepository(session).get_owned(upload_id, owner_id)
+        return answerable(upload, upload_id, utcnow())
+
+    # -- write ------------------------------------------------------------------------------
+
+    async def write(
+        self,
+        upload_id: str,
+        caller: Principal,
+        offset: int,
+        body: AsyncIterable[bytes],
+        *,
+        content_length: int | None = None,
+        length: int | None = None,
+        checksum: Checksum | None = None,
+    ) -> ResumableUpload:
+        """Write `body` at `offset` (which must be the upload's), setting a deferred length to
+        `length`; the upload as it now is (see writing.py)."""
+        return await write(
+            self,
+            upload_id,
+            caller,
+            offset,
+            body,
+            content_length=content_length,
+            length=length,
+            checksum=checksum,
+        )
+
+    # -- concatenate ------------------------------------------------------------------------
+
+    async def concatenate(
+        self,
+        caller: Principal,
+        part_ids: list[str],
+        request: JobRequest,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: str | None = None,
+    ) -> ResumableUpload:
+        """A final upload made of finished partial uploads, with its job (see concat.py)."""
+        return await concatenate(
+            self,
+            caller,
+            part_ids,
+            request,
+            filename=filename,
+            content_type=content_type,
+            metadata=metadata,
+        )
+
+    # -- terminate --------------------------------------------------------------------------
+
+    async def terminate(self, upload_id: str, owner_id: str | None) -> None:
+        """Remove the upload and its bytes (termination); a complete upload's job stays."""
+        now = utcnow()
+        async with self.db.write() as session:
+            repo = UploadRepository(session)
+            upload = answerable(await repo.get_owned(upload_id, owner_id), upload_id, now)
+            holder = upload.lease_token
+            dead = holder if holder and holder_is_dead(holder) else None
+            if not await repo.delete(upload_id, owner_id, now, dead_holder=dead):
+                raise UploadLocked(
+                    "A request is writing this upload; retry once it ends.", headers=retry_soon()
+                )
+        self.hashes.forget(upload_id)
+        await anyio.to_thread.run_sync(self.files.remove, upload_id)
+
+    # -- sweep ------------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """The sweeper's step (jobs/sweeper.py): see `sweep.sweep_uploads`."""
+        return await sweep_uploads(self.db, self.files, self.hashes, self.ttl, self.orphan_grace)
