@@ -36,6 +36,7 @@ from filejob.jobs.runner import JobRunner
 from filejob.jobs.service import JobService
 from filejob.jobs.sweeper import Sweeper
 from filejob.processors.registry import ProcessorRegistry
+from filejob.resumable.repository import reserved_bytes
 from filejob.resumable.service import ResumableUploads
 from filejob.storage.base import Storage
 from filejob.storage.local import LocalStorage
@@ -177,6 +178,9 @@ def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> 
             check_url=partial(parse_callback_url, allow_private=settings.webhook_allow_private),
             anonymous_can_sign=bool(settings.webhook_secret.get_secret_value()),
         ),
+        # Uploads in progress count against the quota of `POST /v1/jobs` (their table is
+        # there whether or not uploads are taken).
+        reserved=reserved_bytes,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filejob.auth.principal import Principal
 from filejob.db.engine import Database
@@ -53,6 +54,28 @@ class CallbackUrlCheck(Protocol):
     def __call__(self, url: str, /) -> object: ...
 
 
+class ReservedBytes(Protocol):
+    """Bytes an owner's uploads in progress have reserved (resumable uploads, a layer above
+    this one: `resumable.repository.reserved_bytes`, given by compose.py), read in `session`:
+    a new job's quota counts them as stored, as a new upload's counts stored jobs."""
+
+    async def __call__(self, session: AsyncSession, owner_id: str | None, /) -> int: ...
+
+
+async def no_reservations(session: AsyncSession, owner_id: str | None, /) -> int:
+    """Where no uploads are taken: nothing is reserved."""
+    return 0
+
+
+async def usage_of(
+    repo: JobRepository, reserved: ReservedBytes, owner_id: str | None
+) -> tuple[int, int]:
+    """The owner's active jobs, and the bytes its stored files take plus those its uploads
+    in progress reserved: what a new job is checked against."""
+    active, stored = await repo.usage(owner_id)
+    return active, stored + await reserved(repo.session, owner_id)
+
+
 @dataclass(frozen=True)
 class CallbackRules:
     check_url: CallbackUrlCheck
@@ -86,8 +109,10 @@ class Admission:
         max_upload_bytes: int,
         max_filename_bytes: int = MAX_FILENAME_BYTES,
         callbacks: CallbackRules,
+        reserved: ReservedBytes = no_reservations,
     ) -> None:
         self.db = db
+        self.reserved = reserved
         self.registry = registry
         self.max_upload_bytes = max_upload_bytes
         self.max_filename_bytes = max_filename_bytes
@@ -149,7 +174,7 @@ class Admission:
         if caller.max_active_jobs is None and caller.max_storage_bytes is None:
             return
         async with self.db.read() as session:
-            usage = await JobRepository(session).usage(caller.owner_id)
+            usage = await usage_of(JobRepository(session), self.reserved, caller.owner_id)
         within_quota(caller, *usage, incoming_bytes)
 
     async def input(self, upload: IncomingFile, processor: Processor) -> tuple[int, str, str, str]:

@@ -81,7 +81,7 @@ class JobService:
         self.max_job_seconds = max_job_seconds
         # Inputs stored but whose rows may not be committed yet, for the orphan sweep.
         self.storing: set[str] = set()
-        self.inserts = JobInserts(db, executor)
+        self.inserts = JobInserts(db, executor, admission.reserved)
         self.idempotency = IdempotencyKeys(db)
 
     # -- accept ---------------------------------------------------------------------------
@@ -103,13 +103,25 @@ class JobService:
             await self._check_digest(upload, request, claim)
             if claim is not None and not claim.owned:
                 return await self.idempotency.replay(claim, caller.owner_id)
+        job = await self._new_job(upload, request, caller)
+        self.storing.add(input_key(job.id))
+        try:
+            await self._store_and_add(job, upload, caller, claim)
+        finally:
+            self.storing.discard(input_key(job.id))
+        await upload.seek(0)
+        return job
+
+    async def _new_job(self, upload: IncomingFile, request: JobRequest, caller: Principal) -> Job:
+        """The queued job `request` asks for on `upload`, once admitted (not stored yet):
+        `accept`'s and `accept_completing`'s alike."""
         processor, params = self.admission.processor_and_params(
             request.processor, request.params_json
         )
         callback_url = self.admission.callback(request.callback_url, caller)
         size, sha256, filename, content_type = await self.admission.input(upload, processor)
         job_id, now = new_job_id(), utcnow()
-        job = Job(
+        return Job(
             id=job_id,
             status=JobStatus.QUEUED,
             processor=processor.name,
@@ -130,13 +142,14 @@ class JobService:
             input_size=size,
             input_sha256=sha256,
         )
-        self.storing.add(input_key(job_id))
+
+    async def _store_input(self, upload: IncomingFile, key: str) -> None:
         try:
-            await self._store_and_add(job, upload, caller, claim)
-        finally:
-            self.storing.discard(input_key(job_id))
-        await upload.seek(0)
-        return job
+            await store_file(self.storage, upload.file, key)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage("No space left to store the upload.") from exc
+            raise
 
     async def _check_digest(
         self, upload: IncomingFile, request: JobRequest, claim: Claim | None
@@ -159,12 +172,7 @@ class JobService:
         a group commit with concurrent submits: see jobs/commits.py); the input goes if the
         row is not committed, so a failure leaves nothing behind."""
         key = input_key(job.id)
-        try:
-            await store_file(self.storage, upload.file, key)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage("No space left to store the upload.") from exc
-            raise
+        await self._store_input(upload, key)
         try:
             await self.inserts.add(job, caller, claim)
         except asyncio.CancelledError:
@@ -397,48 +405,17 @@ class JobService:
         The caller schedules the job once this returns, and releases `upload`."""
         if request.input_sha256:
             await self._check_digest(upload, request, None)
-        processor, params = self.admission.processor_and_params(
-            request.processor, request.params_json
-        )
-        callback_url = self.admission.callback(request.callback_url, caller)
-        size, sha256, filename, content_type = await self.admission.input(upload, processor)
-        job_id, now = new_job_id(), utcnow()
-        job = Job(
-            id=job_id,
-            status=JobStatus.QUEUED,
-            processor=processor.name,
-            params=params,
-            progress=0.0,
-            attempts=0,
-            max_attempts=min(request.max_attempts or self.max_attempts, self.max_attempts),
-            timeout_seconds=min(request.timeout_seconds or processor.timeout, self.max_job_seconds),
-            delete_after_download=request.delete_after_download,
-            owner_id=caller.owner_id,
-            callback_url=callback_url,
-            callback_attempts=0,
-            created_at=now,
-            updated_at=now,
-            input_key=input_key(job_id),
-            input_filename=filename,
-            input_content_type=content_type,
-            input_size=size,
-            input_sha256=sha256,
-        )
-        key = input_key(job_id)
+        job = await self._new_job(upload, request, caller)
+        key = input_key(job.id)
         self.storing.add(key)
         try:
-            try:
-                await store_file(self.storage, upload.file, key)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise InsufficientStorage("No space left to store the upload.") from exc
-                raise
+            await self._store_input(upload, key)
             try:
                 async with self.db.write() as session:
                     repo = JobRepository(session)
                     if caller.max_active_jobs is not None or caller.max_storage_bytes is not None:
                         await repo.lock_owner(caller.owner_id)
-                        within_quota(caller, *await repo.usage(caller.owner_id), size)
+                        within_quota(caller, *await repo.usage(caller.owner_id), job.input_size)
                     await complete(session, job)
                     await self.executor.record(session, job)
                     await repo.add(job)

@@ -2,10 +2,11 @@
 uploads, in parallel, then creates the final upload from them, and that becomes the job.
 
 The parts must be the caller's, finished and unexpired. They are leased for the time the final
-upload is made (a concurrent final upload, or a DELETE, finds them taken: 423); their bytes are
-copied into the final upload's file, hashed on the way (several files cannot become one by a
-link); then, in one transaction, the job is made, the final upload recorded complete, and the
-parts' rows deleted. A failure leaves the parts as they were.
+upload is made (a concurrent final upload, or a DELETE, finds them taken: 423; heartbeat.py
+renews the leases until the commit); their bytes are copied into the final upload's file,
+hashed on the way (several files cannot become one by a link); then, in one transaction, the
+job is made, the final upload recorded complete, and the parts' rows deleted. A failure
+leaves the parts as they were.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from filejob.jobs.model import Job, utcnow
 from filejob.jobs.service import new_job_id
 from filejob.resumable.errors import InvalidConcat, PartialNotFinished, UploadLocked
 from filejob.resumable.files import FinishedFile, finished_spool
+from filejob.resumable.heartbeat import kept_alive
 from filejob.resumable.leases import LEASE_SECONDS, new_token
 from filejob.resumable.model import ResumableUpload, UploadState, answerable
 from filejob.resumable.repository import UploadRepository
@@ -80,7 +82,10 @@ async def concatenate(
         parts=part_ids,
     )
     try:
-        job = await _make_job(uploads, caller, final, request, token)
+        # Copying the parts can outlast their lease: renewed until the commit, a part cannot
+        # be taken, deleted or swept meanwhile.
+        async with kept_alive(uploads.db, part_ids, token):
+            job = await _make_job(uploads, caller, final, request, token)
     except BaseException:
         await asyncio.shield(_release(uploads, part_ids, token))
         raise

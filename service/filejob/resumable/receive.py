@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from hashlib import _Hash
 
 BATCH_BYTES = 1024 * 1024
+# Seconds without a chunk after which a request counts as stalled: a newer request for the
+# same upload may then interrupt it (the client most likely gave up on it); before that, the
+# newer one is refused (423) as it would be on another server.
+STALLED_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,9 @@ class Received:
 
 class BodyReceiver:
     """Writes a body at `offset`, at most `limit` bytes, updating `hashes` in order; calls
-    `keep_lease()` before handing each batch over while `lease_due()` (the request must still
-    hold the upload when its bytes are written)."""
+    `keep_lease()` before handing a batch over when `lease_due()` (the request must still
+    hold the upload when its bytes are written; one renewal, one write transaction, every
+    leases.RENEW_SECONDS rather than every batch)."""
 
     def __init__(
         self,
@@ -56,15 +62,22 @@ class BodyReceiver:
         self._batched = 0
         self._written = 0
         self._in_flight: asyncio.Future[None] | None = None
-        self.waiting = False  # for the client's next chunk (see writing.LocalWriter)
+        self._awaiting = False  # the client's next chunk
+        self._last_chunk = time.monotonic()
         self.interrupted = False
+
+    @property
+    def waiting(self) -> bool:
+        """Stalled: waiting for the client's next chunk, none having come for
+        `STALLED_SECONDS` (see writing.LocalWriter: only such a request is interrupted)."""
+        return self._awaiting and time.monotonic() - self._last_chunk >= STALLED_SECONDS
 
     async def receive(self, body: AsyncIterable[bytes]) -> Received:
         chunks = aiter(body)
         cut: Exception | None = None
         try:
             while True:
-                self.waiting = True
+                self._awaiting = True
                 try:
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
@@ -83,7 +96,8 @@ class BodyReceiver:
                     cut = exc
                     break
                 finally:
-                    self.waiting = False
+                    self._awaiting = False
+                self._last_chunk = time.monotonic()
                 if not chunk:
                     continue
                 if self._written + self._batched + len(chunk) > self._limit:
@@ -105,7 +119,8 @@ class BodyReceiver:
 
     async def _send_batch(self) -> None:
         await self._settle()  # in order, one batch in flight: memory stays bounded
-        await self._keep_lease()
+        if self._lease_due():
+            await self._keep_lease()
         batch, length, position = self._batch, self._batched, self._position
         self._batch, self._batched = [], 0
         self._position += length

@@ -111,6 +111,15 @@ class UploadRepository:
         statement = update(Upload).where(*_leased_by(upload_id, token)).values(lease_until=until)
         return (await self._run(statement)).rowcount == 1
 
+    async def renew_all(self, upload_ids: Sequence[str], token: str, until: datetime) -> int:
+        """Extend `token`'s leases on `upload_ids`; how many it still held."""
+        statement = (
+            update(Upload)
+            .where(Upload.id.in_(upload_ids), Upload.lease_token == token)
+            .values(lease_until=until)
+        )
+        return (await self._run(statement)).rowcount
+
     async def release(self, upload_id: str, token: str) -> None:
         statement = (
             update(Upload)
@@ -170,6 +179,11 @@ class UploadRepository:
         if dead_holder is not None:
             free = or_(free, Upload.lease_token == dead_holder)
         statement = delete(Upload).where(Upload.id == upload_id, _owned_by(owner_id), free)
+        return (await self._run(statement)).rowcount == 1
+
+    async def discard(self, upload_id: str, token: str) -> bool:
+        """Remove the upload that `token` holds (its bytes were refused); True if removed."""
+        statement = delete(Upload).where(*_leased_by(upload_id, token))
         return (await self._run(statement)).rowcount == 1
 
     async def complete_partial(
@@ -261,3 +275,8 @@ class UploadRepository:
         """Which of `upload_ids` are uploads whose files stay (see `_holds_a_file`)."""
         query = select(Upload.id).where(Upload.id.in_(upload_ids), _holds_a_file())
         return set((await self._run(query)).scalars())
+
+
+async def reserved_bytes(session: AsyncSession, owner_id: str | None) -> int:
+    """`UploadRepository.reserved`, as the job layer's quota checks take it (compose.py)."""
+    return await UploadRepository(session).reserved(owner_id)

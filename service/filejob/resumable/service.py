@@ -19,6 +19,7 @@ from filejob.jobs.admission import JobRequest, within_quota
 from filejob.jobs.model import utcnow
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.service import JobService, new_job_id
+from filejob.resumable.completion import retry_soon
 from filejob.resumable.concat import concatenate
 from filejob.resumable.digests import Checksum, RunningHashes
 from filejob.resumable.errors import UploadLocked
@@ -27,7 +28,7 @@ from filejob.resumable.leases import holder_is_dead
 from filejob.resumable.model import ResumableUpload, UploadState, answerable
 from filejob.resumable.repository import UploadRepository
 from filejob.resumable.sweep import sweep_uploads
-from filejob.resumable.writing import LocalWriter, retry_soon, write
+from filejob.resumable.writing import LocalWriter, write
 
 
 class ResumableUploads:
@@ -142,6 +143,18 @@ class ResumableUploads:
         active, stored = await jobs.usage(caller.owner_id)
         reserved = await UploadRepository(session).reserved(caller.owner_id)
         within_quota(caller, active, stored + reserved - counted, incoming)
+
+    @staticmethod
+    async def room(session: AsyncSession, caller: Principal, *, counted: int) -> int | None:
+        """How many bytes an upload that has `counted` bytes (all it reserved) may grow to
+        within the caller's storage quota; None: no quota. The owner is locked, as above."""
+        if caller.max_storage_bytes is None:
+            return None
+        jobs = JobRepository(session)
+        await jobs.lock_owner(caller.owner_id)
+        _, stored = await jobs.usage(caller.owner_id)
+        reserved = await UploadRepository(session).reserved(caller.owner_id)
+        return max(0, caller.max_storage_bytes - (stored + reserved - counted))
 
     # -- look up ----------------------------------------------------------------------------
 

@@ -1,13 +1,13 @@
 """One request's bytes into an upload (PATCH, or the body of a creation): claim the upload's
 lease at the request's offset, receive the body into the file, make it durable, then either
-acknowledge the new offset or, with the last byte, complete the upload: a partial one waits for
-its final upload, any other becomes its job in the transaction that completes it."""
+acknowledge the new offset or, with the last byte, complete the upload (completion.py): a
+partial one waits for its final upload, any other becomes its job in the transaction that
+completes it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
@@ -18,8 +18,9 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filejob.auth.principal import Principal
-from filejob.jobs.admission import JobRequest
-from filejob.jobs.model import Job, utcnow
+from filejob.errors import QuotaExceeded
+from filejob.jobs.model import utcnow
+from filejob.resumable.completion import as_written, finish, finish_partial, lost, retry_soon
 from filejob.resumable.digests import Checksum
 from filejob.resumable.errors import (
     InvalidUploadLength,
@@ -28,7 +29,6 @@ from filejob.resumable.errors import (
     UploadLengthExceeded,
     UploadLocked,
 )
-from filejob.resumable.files import FinishedFile, finished_spool
 from filejob.resumable.leases import LEASE_SECONDS, Lease, holder_is_dead, new_token
 from filejob.resumable.model import ResumableUpload, UploadState, answerable
 from filejob.resumable.receive import BodyReceiver
@@ -40,32 +40,6 @@ if TYPE_CHECKING:
     from filejob.resumable.service import ResumableUploads
 
 log = logging.getLogger(__name__)
-_REQUEST_FIELDS = frozenset(field.name for field in dataclasses.fields(JobRequest))
-
-
-def retry_soon() -> dict[str, str]:
-    return {"Retry-After": "1"}
-
-
-def lost(what: str) -> UploadLocked:
-    """The error of a request whose lease another request took over (it had stalled)."""
-    return UploadLocked(
-        f"Another request took this upload over; {what} (HEAD tells the offset).",
-        headers=retry_soon(),
-    )
-
-
-def job_request_of(upload: ResumableUpload) -> JobRequest:
-    """The job the upload asked for at its creation (fields this version does not know, from
-    rows an older one wrote, are dropped)."""
-    return JobRequest(**{k: v for k, v in upload.job_request.items() if k in _REQUEST_FIELDS})
-
-
-def _with(upload: ResumableUpload, **changes: object) -> ResumableUpload:
-    """`upload` (a detached snapshot) as it is after a write this process made."""
-    for name, value in changes.items():
-        setattr(upload, name, value)
-    return upload
 
 
 @dataclass
@@ -80,7 +54,7 @@ class LocalWriter:
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def interrupt(self) -> bool:
-        """Interrupt it if it is waiting for its client; True if it was."""
+        """Interrupt it if it has stalled (see `BodyReceiver.waiting`); True if it was."""
         if self.task is None or self.receiver is None or not self.receiver.waiting:
             return False
         self.receiver.interrupted = True
@@ -115,13 +89,13 @@ async def write(
     one makes the job. A body that stops early keeps what arrived (unless `checksum`, which
     only a whole body can meet, was sent) and then raises why it stopped."""
     try:
-        lease, upload = await _claim(uploads, upload_id, caller, offset, length)
+        lease, upload, room = await _claim(uploads, upload_id, caller, offset, length)
     except _HeldHere as held:  # by a request of ours that waits for a client gone quiet
         if not held.holder.interrupt():
             raise
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(held.holder.released.wait(), INTERRUPT_WAIT)
-        lease, upload = await _claim(uploads, upload_id, caller, offset, length)
+        lease, upload, room = await _claim(uploads, upload_id, caller, offset, length)
     if lease is None:
         return upload  # complete already: the final request again, its answer lost
     local = uploads.writing[lease.token] = LocalWriter(asyncio.current_task())
@@ -136,6 +110,7 @@ async def write(
             body,
             content_length=content_length,
             checksum=checksum,
+            room=room,
         )
     finally:
         del uploads.writing[lease.token]
@@ -153,16 +128,17 @@ async def _write_claimed(
     *,
     content_length: int | None,
     checksum: Checksum | None,
+    room: int | None,
 ) -> ResumableUpload:
     try:
         kept, cut, running = await _receive(
-            uploads, lease, local, upload, offset, body, content_length, checksum
+            uploads, lease, local, upload, offset, body, content_length, checksum, room
         )
         received = offset + kept
         if received == upload.length and upload.concat == "partial":
-            return await _finish_partial(uploads, lease, upload, offset)
+            return await finish_partial(uploads, lease, upload, offset)
         if received == upload.length:
-            return await _finish(uploads, lease, upload, offset, caller, running)
+            return await finish(uploads, lease, upload, offset, caller, running)
         await _acknowledge(uploads, lease, offset, received)
     except BaseException:
         await asyncio.shield(_release(uploads, lease))
@@ -171,14 +147,15 @@ async def _write_claimed(
         uploads.hashes.keep(upload.id, received, running)
     if cut is not None:
         raise cut
-    return _with(upload, received=received)
+    return as_written(upload, received=received)
 
 
 async def _claim(
     uploads: ResumableUploads, upload_id: str, caller: Principal, offset: int, length: int | None
-) -> tuple[Lease | None, ResumableUpload]:
+) -> tuple[Lease | None, ResumableUpload, int | None]:
     """The upload, leased to this request at `offset` (no lease: it is complete, and
-    `offset` is its end); raises why not."""
+    `offset` is its end), and, while its length is deferred, the size the caller's quota lets
+    it reach (None: no limit but the server's); raises why not."""
     lease, now = Lease(upload_id, new_token()), utcnow()
     async with uploads.db.write() as session:
         repo = UploadRepository(session)
@@ -186,7 +163,7 @@ async def _claim(
         if upload.concat == "final":
             raise UploadIsFinal("A final upload is made of its parts; it takes no bytes.")
         if upload.state is UploadState.COMPLETE and offset == upload.received:
-            return None, upload
+            return None, upload, None
         if upload.state is UploadState.COMPLETE or offset != upload.received:
             raise OffsetMismatch(
                 f"The upload's offset is {upload.received}, not {offset}.",
@@ -208,7 +185,12 @@ async def _claim(
             log.warning("upload %s: taken over from a dead server's request", upload_id)
         if length is not None:
             await _declare(uploads, session, repo, upload, lease, caller, length)
-    return lease, upload
+        # A deferred length's bytes arrive before it is declared (and counted, _declare):
+        # they may not grow the upload past the quota meanwhile.
+        room = None
+        if upload.length is None:
+            room = await uploads.room(session, caller, counted=upload.received)
+    return lease, upload, room
 
 
 async def _declare(
@@ -244,11 +226,18 @@ async def _receive(
     body: AsyncIterable[bytes],
     content_length: int | None,
     checksum: Checksum | None,
+    room: int | None,
 ) -> tuple[int, Exception | None, _Hash | None]:
     """The body into the file, durable: (bytes kept, why it stopped early, the running
-    sha256 of the upload so far if this process could keep it)."""
+    sha256 of the upload so far if this process could keep it). A deferred upload may grow
+    to `room` bytes at most (the caller's quota)."""
     limit = (uploads.max_bytes if upload.length is None else upload.length) - offset
+    by_quota = room is not None and room - offset < limit
+    if room is not None and by_quota:
+        limit = max(0, room - offset)
     if content_length is not None and content_length > limit:
+        if by_quota:
+            raise _over_quota(content_length, offset, room)
         raise UploadLengthExceeded(
             f"{content_length} bytes at offset {offset} go past the upload's length "
             f"({offset + limit}).",
@@ -262,7 +251,12 @@ async def _receive(
             writer, offset, limit, hashes, lease.due, lambda: _renew(uploads, lease)
         )
         local.receiver = receiver
-        received = await receiver.receive(body)
+        try:
+            received = await receiver.receive(body)
+        except UploadLengthExceeded as exc:
+            if by_quota:
+                raise _over_quota(None, offset, room) from exc
+            raise
         kept = received.written
         if checksum is not None and check is not None:
             if received.cut is not None:
@@ -274,6 +268,14 @@ async def _receive(
     finally:
         await anyio.to_thread.run_sync(writer.close)
     return kept, received.cut, running if kept == received.written else None
+
+
+def _over_quota(content_length: int | None, offset: int, room: int | None) -> QuotaExceeded:
+    more = "more bytes" if content_length is None else f"{content_length} bytes"
+    return QuotaExceeded(
+        f"{more.capitalize()} at offset {offset} would take this upload past the "
+        f"{room} bytes the storage quota leaves it. Delete finished jobs or uploads."
+    )
 
 
 async def _renew(uploads: ResumableUploads, lease: Lease) -> None:
@@ -303,62 +305,3 @@ async def _release(uploads: ResumableUploads, lease: Lease) -> None:
             await UploadRepository(session).release(lease.upload_id, lease.token)
     except Exception:  # the lease runs out by itself
         log.warning("upload %s: could not release its lease", lease.upload_id, exc_info=True)
-
-
-async def _finish_partial(
-    uploads: ResumableUploads, lease: Lease, upload: ResumableUpload, offset: int
-) -> ResumableUpload:
-    """A partial upload's last byte: complete, no job; it waits for its final upload."""
-    async with uploads.db.write() as session:
-        done = await UploadRepository(session).complete_partial(
-            upload.id, lease.token, offset, utcnow()
-        )
-    if not done:
-        raise lost("this request's bytes were not kept")
-    uploads.hashes.forget(upload.id)
-    return _with(upload, state=UploadState.COMPLETE, received=upload.length)
-
-
-async def _finish(
-    uploads: ResumableUploads,
-    lease: Lease,
-    upload: ResumableUpload,
-    offset: int,
-    caller: Principal,
-    running: _Hash | None,
-) -> ResumableUpload:
-    """The last byte landed: the job is made, and the upload completed, in one transaction;
-    the file becomes the job's input (a link where storage can, else a copy)."""
-    assert upload.length is not None
-    path, length = uploads.files.path(upload.id), upload.length
-    sha256 = running
-    if sha256 is None:  # not hashed on the way by this process: read the file once
-        sha256 = await anyio.to_thread.run_sync(uploads.files.sha256, upload.id)
-    spool = await anyio.to_thread.run_sync(finished_spool, path, length, sha256)
-    incoming = FinishedFile(spool, upload.filename, upload.content_type)
-    now = utcnow()
-    keep_until = now + uploads.ttl
-
-    async def complete(session: AsyncSession, job: Job) -> None:
-        repo = UploadRepository(session)
-        if not await repo.complete(upload.id, lease.token, offset, job.id, now, keep_until):
-            raise lost("this request's bytes were not kept")
-
-    try:
-        job = await uploads.jobs.accept_completing(
-            incoming, job_request_of(upload), caller, complete
-        )
-    finally:
-        await incoming.release()
-    uploads.hashes.forget(upload.id)
-    # The job's input is now a second name of the same file (or a copy): this one goes.
-    # A crash before this line leaves the file to the sweep.
-    await anyio.to_thread.run_sync(uploads.files.remove, upload.id)
-    await uploads.jobs.executor.schedule(job.id)
-    return _with(
-        upload,
-        state=UploadState.COMPLETE,
-        received=length,
-        job_id=job.id,
-        expires_at=keep_until,
-    )

@@ -128,11 +128,19 @@ async def test_attempts_are_bounded_and_visible(
     assert await app.state.webhooks.deliver_due() == 0  # nothing more is due
 
 
-async def test_the_backoff_doubles(app: FastAPI, alice: Any, receiver: Receiver) -> None:
+async def test_the_backoff_doubles(
+    app: FastAPI, alice: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import timedelta
 
     from filejob.webhooks.dispatcher import WebhookDispatcher
 
+    async def none_due() -> int:
+        return 0
+
+    # Only `slow` delivers: the app's own dispatcher (every second, with its own policy) would
+    # otherwise race it for each attempt the test makes due.
+    monkeypatch.setattr(app.state.webhooks, "deliver_due", none_due)
     policy = app.state.webhooks.policy
     slow = WebhookDispatcher(
         app.state.services.jobs.db,

@@ -20,6 +20,7 @@ from filejob.resumable.digests import CHECKSUM_ALGORITHMS, Checksum
 from filejob.resumable.errors import InvalidConcat, InvalidUploadLength
 from filejob.resumable.model import ResumableUpload, UploadState
 from filejob.untrusted.boundary import parse_count
+from filejob.untrusted.filenames import sanitize_filename
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = (
@@ -164,7 +165,21 @@ def job_metadata(header: str | None) -> Metadata:
         fields.timeout_seconds,
         fields.callback_url or None,
     )
-    return Metadata(request, fields.filename, fields.filetype)
+    return Metadata(request, _display_name(fields.filename), _media_type(fields.filetype))
+
+
+def _display_name(filename: str | None) -> str | None:
+    """The file's name cleaned as `POST /v1/jobs` cleans a multipart one (control characters
+    and path dropped), before it is stored: PostgreSQL's text refuses NUL."""
+    return None if filename is None else sanitize_filename(filename)
+
+
+def _media_type(filetype: str | None) -> str | None:
+    """The declared type, unless it has control characters: then it is ignored, as
+    `POST /v1/jobs` ignores a declared type that is no media type (processors/sniff.py)."""
+    if filetype is None or not filetype.isprintable():
+        return None
+    return filetype
 
 
 UPLOADS_PATH = "/v1/uploads/"
@@ -181,7 +196,10 @@ def concat(headers: Mapping[str, str]) -> tuple[str | None, list[str]]:
         return "partial", []
     ids = []
     for url in urls.split():
-        path = urlsplit(url).path
+        try:
+            path = urlsplit(url).path
+        except ValueError:  # not a URL at all (an unclosed IPv6 bracket, say)
+            path = ""
         upload_id = path.removeprefix(UPLOADS_PATH)
         if not path.startswith(UPLOADS_PATH) or not upload_id or "/" in upload_id:
             raise InvalidConcat(f"Upload-Concat names {url[:80]!r}, not an upload of this server.")

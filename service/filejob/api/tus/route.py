@@ -6,14 +6,19 @@ is linked from its answers (`Link: </v1/jobs/{id}>; rel="monitor"`)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncGenerator, Callable, Coroutine
+import errno
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import Message, Receive, Scope, Send
 
 from filejob.api.caller import DOCUMENTED, CallerDep
 from filejob.api.problems import VALIDATION, error_problem, problems
@@ -21,29 +26,46 @@ from filejob.api.tus import headers as tus
 from filejob.api.uploads.body import UploadPolicy, limited, read_error, refuse_when_disk_is_full
 from filejob.api.uploads.digests import sha256_of_repr_digest
 from filejob.auth.principal import Principal
-from filejob.errors import FilejobError, MalformedRequest, ShuttingDown, UnsupportedMediaType
+from filejob.errors import (
+    FilejobError,
+    InsufficientStorage,
+    MalformedRequest,
+    ShuttingDown,
+    UnsupportedMediaType,
+)
 from filejob.jobs.admission import JobRequest
 from filejob.resumable.errors import InvalidConcat, UploadIsFinal
 from filejob.resumable.model import ResumableUpload
 from filejob.resumable.service import ResumableUploads
 
+T = TypeVar("T")
+
 
 class TusRoute(APIRoute):
     """Every answer carries `Tus-Resumable` (tus: "MUST be included in every response"),
-    refusals too: a domain error is rendered here, as problem+json, like everywhere else."""
+    refusals too: a domain error is rendered here, as problem+json, like everywhere else; a
+    method the path does not take (405) and any other refusal the app's handlers render are
+    answered through this route too, so they carry it as well."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def tus_handler(request: Request) -> Response:
             try:
-                response = await handler(request)
+                return await handler(request)
             except FilejobError as exc:
-                response = error_problem(exc, request.url.path)
-            response.headers["Tus-Resumable"] = tus.TUS_VERSION
-            return response
+                return error_problem(exc, request.url.path)
 
         return tus_handler
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_tus(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Tus-Resumable"] = tus.TUS_VERSION
+            await send(message)
+
+        route = super().handle
+        await wrap_app_handling_exceptions(route, Request(scope))(scope, receive, send_tus)
 
 
 router = APIRouter(
@@ -96,6 +118,16 @@ def _refuse_while_draining(request: Request) -> None:
         )
 
 
+async def _storing(stored: Awaitable[T]) -> T:
+    """`stored`, with a full disk (or quota) answered 507 as every upload's is."""
+    try:
+        return await stored
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage("The disk filled up while storing the upload.") from exc
+        raise
+
+
 async def _body(request: Request, policy: UploadPolicy) -> AsyncGenerator[bytes]:
     """The request's body as it arrives, bounded in time as every upload body is."""
     stream = limited(
@@ -114,15 +146,20 @@ async def _write(
     """The request's body written to the upload at `offset` (PATCH, creation-with-upload)."""
     policy: UploadPolicy = request.app.state.upload_policy
     declared = tus.count(request.headers, "Content-Length")
+    length = tus.count(request.headers, "Upload-Length")
+    if length is not None:  # too large is 413 whatever the disk holds
+        uploads.check_length(length)
     refuse_when_disk_is_full(policy, declared or 0)
-    upload = await uploads.write(
-        upload_id,
-        caller,
-        offset,
-        _body(request, policy),
-        content_length=declared,
-        length=tus.count(request.headers, "Upload-Length"),
-        checksum=tus.checksum(request.headers),
+    upload = await _storing(
+        uploads.write(
+            upload_id,
+            caller,
+            offset,
+            _body(request, policy),
+            content_length=declared,
+            length=length,
+            checksum=tus.checksum(request.headers),
+        )
     )
     if upload.job_id and upload.received != offset:  # this request made the job
         request.app.state.services.metrics.uploaded.inc(upload.received)
@@ -153,15 +190,19 @@ async def create_upload(request: Request, caller: CallerDep, uploads: UploadsDep
         meta = tus.job_metadata(header)
     digest = sha256_of_repr_digest(request.headers.get("repr-digest"))
     job_request = dataclasses.replace(meta.request, input_sha256=digest)
+    if length is not None:  # too large is 413 whatever the disk holds
+        uploads.check_length(length)
     refuse_when_disk_is_full(request.app.state.upload_policy, length or 0)
-    upload = await uploads.create(
-        caller,
-        length,
-        job_request,
-        filename=meta.filename,
-        content_type=meta.filetype,
-        metadata=header,
-        partial=kind == "partial",
+    upload = await _storing(
+        uploads.create(
+            caller,
+            length,
+            job_request,
+            filename=meta.filename,
+            content_type=meta.filetype,
+            metadata=header,
+            partial=kind == "partial",
+        )
     )
     location = {"Location": tus.upload_path(upload.id)}
     if request.headers.get("content-type") == tus.OFFSET_STREAM:  # creation-with-upload
@@ -184,13 +225,15 @@ async def _create_final(
     header = request.headers.get("upload-metadata")
     meta = tus.job_metadata(header)
     digest = sha256_of_repr_digest(request.headers.get("repr-digest"))
-    upload = await uploads.concatenate(
-        caller,
-        part_ids,
-        dataclasses.replace(meta.request, input_sha256=digest),
-        filename=meta.filename,
-        content_type=meta.filetype,
-        metadata=header,
+    upload = await _storing(
+        uploads.concatenate(
+            caller,
+            part_ids,
+            dataclasses.replace(meta.request, input_sha256=digest),
+            filename=meta.filename,
+            content_type=meta.filetype,
+            metadata=header,
+        )
     )
     request.app.state.services.metrics.uploaded.inc(upload.received)
     location = {"Location": tus.upload_path(upload.id)}
@@ -205,7 +248,10 @@ async def tus_options_of(request: Request) -> Response:
 @router.head(
     "/{upload_id}", responses=PROBLEMS, summary="An upload's offset (tus core: where to resume)"
 )
-async def upload_offset(upload_id: str, caller: CallerDep, uploads: UploadsDep) -> Response:
+async def upload_offset(
+    upload_id: str, request: Request, caller: CallerDep, uploads: UploadsDep
+) -> Response:
+    tus.require_version(request.headers)
     upload = await uploads.get(upload_id, caller.owner_id)
     response = Response(status_code=200, headers={"Cache-Control": "no-store"})
     response.headers.update(tus.described(upload))
@@ -285,3 +331,14 @@ async def get_upload(upload_id: str, caller: CallerDep, uploads: UploadsDep) -> 
     )
     response.headers.update(tus.described(upload))
     return response
+
+
+@router.api_route(
+    "/{upload_id}/{rest:path}",
+    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    include_in_schema=False,
+)
+async def no_such_path(request: Request) -> Response:
+    """Any deeper path under /v1/uploads: 404 as elsewhere, answered here so that it carries
+    `Tus-Resumable` too."""
+    raise HTTPException(status_code=404)

@@ -20,6 +20,7 @@ from filejob.auth.principal import Principal
 from filejob.errors import MalformedRequest
 from filejob.jobs.model import utcnow
 from filejob.jobs.sweeper import Sweeper
+from filejob.resumable import receive
 from filejob.resumable.digests import Checksum
 from filejob.resumable.errors import ChecksumMismatch
 from filejob.resumable.leases import new_token
@@ -109,10 +110,11 @@ async def test_sha256_when_another_server_took_the_first_request(
 
 
 async def test_a_newer_request_takes_over_from_one_waiting_for_its_client(
-    client: httpx.AsyncClient, uploads: ResumableUploads
+    client: httpx.AsyncClient, uploads: ResumableUploads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A request stalled mid-body (its client cut off, unbeknown to the server) does not keep
     the client's next request out: that one takes over at once, the stalled one stops."""
+    monkeypatch.setattr(receive, "STALLED_SECONDS", 0.0)  # stalled as soon as it waits
     content = os.urandom(200_000)
     url = (await tus.create(client, len(content))).headers["location"]
     first_half_sent = asyncio.Event()
