@@ -44,10 +44,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LocalWriter:
-    """A request of this process writing an upload. While it waits for its client's next
-    bytes it can be interrupted by a newer request for the same upload: the client has most
-    likely given up on it (a cut the server has not noticed yet) and come back, as tusd lets
-    it. Its unacknowledged bytes are dropped; the newer request starts from the offset."""
+    """A request of this process writing an upload. Once it has had no bytes from its client
+    for `receive.STALLED_SECONDS`, it can be interrupted by a newer request for the same
+    upload: the client has most likely given up on it (a cut the server has not noticed yet)
+    and come back, as tusd lets it. Its unacknowledged bytes are dropped; the newer request
+    starts from the offset."""
 
     task: asyncio.Task[object] | None
     receiver: BodyReceiver | None = None
