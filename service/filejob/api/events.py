@@ -43,8 +43,18 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _frame(event_id: str, kind: str, data: str) -> bytes:
+    """One Server-Sent Event, as both streams write them."""
+    return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n".encode()
+
+
+def _progress(job_id: str, status: str, progress: float) -> str:
+    """A `progress` event's data, as both streams send it."""
+    return json.dumps({"id": job_id, "status": status, "progress": progress})
+
+
 def _event(kind: str, job: Job, body: str) -> bytes:
-    return f"id: {version_of(job)}\nevent: {kind}\ndata: {body}\n\n".encode()
+    return _frame(version_of(job), kind, body)
 
 
 @router.get(
@@ -81,8 +91,8 @@ async def job_events(
             if job.status is not before.status:
                 yield _event("status", job, JobOut.of(job, links).model_dump_json())
             elif job.progress != before.progress:
-                progress = {"id": job.id, "status": job.status.value, "progress": job.progress}
-                yield _event("progress", job, json.dumps(progress))
+                progress = _progress(job.id, job.status.value, job.progress)
+                yield _event("progress", job, progress)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
 
@@ -113,10 +123,8 @@ def _owner_event(change: Change, links: LinkSigner) -> bytes:
     if change.kind == "status":
         data = job_json(job, links).decode()
     else:
-        data = json.dumps(
-            {"id": job["id"], "status": job["status"].value, "progress": job["progress"]}
-        )
-    return f"id: {change.cursor}\nevent: {change.kind}\ndata: {data}\n\n".encode()
+        data = _progress(job["id"], job["status"].value, job["progress"])
+    return _frame(change.cursor, change.kind, data)
 
 
 @events_router.get(

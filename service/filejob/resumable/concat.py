@@ -65,19 +65,18 @@ async def concatenate(
                 "A partial upload is in use by another request; retry once it ends.",
                 headers={"Retry-After": "1"},
             )
-    final = ResumableUpload(
-        id=new_job_id(),
-        owner_id=caller.owner_id,
+    final = ResumableUpload.created(
+        new_job_id(),
+        caller.owner_id,
+        dataclasses.asdict(request),
+        filename,
+        content_type,
+        metadata,
+        now=now,
+        expires_at=now + uploads.ttl,
         state=UploadState.COMPLETE,
         received=length,
         length=length,
-        job_request=dataclasses.asdict(request),
-        filename=filename,
-        content_type=content_type,
-        upload_metadata=metadata,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + uploads.ttl,
         concat="final",
         parts=part_ids,
     )

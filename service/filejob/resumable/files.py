@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
+from filejob.storage.local import fsync_folder
 from filejob.storage.spool import UploadSpool
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -46,7 +47,7 @@ class UploadFiles:
         fd = os.open(self.path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         if self.fsync:
-            _fsync_folder(self.folder)
+            fsync_folder(self.folder)
 
     def open(self, upload_id: str, offset: int) -> ChunkWriter:
         """The upload's file for one request's bytes, cut back to `offset` (blocking)."""
@@ -170,11 +171,3 @@ class FinishedFile:
 
     async def release(self) -> None:
         self._spool.close()
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -63,6 +63,35 @@ class ResumableUpload(Base):
         Index("ix_resumable_uploads_state_expires", "state", "expires_at"),
     )
 
+    @classmethod
+    def created(
+        cls,
+        upload_id: str,
+        owner_id: str | None,
+        job_request: dict[str, Any],
+        filename: str | None,
+        content_type: str | None,
+        metadata: str | None,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        **state: Any,
+    ) -> ResumableUpload:
+        """A new row: who made it, the job it carries, when; `state` sets the rest (state,
+        received, length, concat, parts)."""
+        return cls(
+            id=upload_id,
+            owner_id=owner_id,
+            job_request=job_request,
+            filename=filename,
+            content_type=content_type,
+            upload_metadata=metadata,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at,
+            **state,
+        )
+
 
 def answerable(upload: ResumableUpload | None, upload_id: str, now: datetime) -> ResumableUpload:
     """`upload` if it can be answered about; else why not (missing or another owner's: 404;

@@ -87,19 +87,18 @@ class ResumableUploads:
         if length is not None:
             self.check_length(length)
         now = utcnow()
-        upload = ResumableUpload(
-            id=new_job_id(),
-            owner_id=caller.owner_id,
+        upload = ResumableUpload.created(
+            new_job_id(),
+            caller.owner_id,
+            dataclasses.asdict(request),
+            filename,
+            content_type,
+            metadata,
+            now=now,
+            expires_at=now + self.ttl,
             state=UploadState.RECEIVING,
             received=0,
             length=length,
-            job_request=dataclasses.asdict(request),
-            filename=filename,
-            content_type=content_type,
-            upload_metadata=metadata,
-            created_at=now,
-            updated_at=now,
-            expires_at=now + self.ttl,
             concat="partial" if partial else None,
         )
         # The file first: a row never names a file that is not there. A row that never

@@ -195,13 +195,13 @@ class LocalStorage:
         except FileExistsError:
             self._replace(file, named, target)
         if self.fsync:
-            _fsync_folder(target.parent)  # the new name
+            fsync_folder(target.parent)  # the new name
         # Each folder's own name, once per process; outermost first, so that a folder is
         # marked durable only once every folder above it is (another upload into it skips
         # them all).
         for folder in reversed(folders):
             if self.fsync:
-                _fsync_folder(folder.parent)
+                fsync_folder(folder.parent)
             self._durable_folders.add(folder)
 
     def _folders_of(self, target: Path) -> builtins.list[Path]:
@@ -225,7 +225,8 @@ class LocalStorage:
             os.replace(staged, target)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make `folder`'s entries (a file created, renamed or removed in it) durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -53,7 +53,7 @@ upload.start();
 def node_modules() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("node and npm are needed to run tus-js-client (neither is installed here)")
+        pytest.skip("tus-js-client needs node and npm, missing here (.ci/run installs both)")
     cache = Path(os.environ.get("FILEJOB_TEST_NPM_CACHE", Path.home() / ".cache/filejob-tests/npm"))
     modules = cache / "node_modules"
     if not (modules / "tus-js-client" / "package.json").exists():
