@@ -1,6 +1,8 @@
-"""tus with the reference JavaScript client, tus-js-client 4 under Node, against `filejob serve`:
-an upload in chunks that becomes a job, an upload cut mid-PATCH by a relay that resumes, and
-one sent as parallel partial uploads joined by a final one (concatenation).
+"""tus with the reference JavaScript client, tus-js-client 4 under Node, against `filejob serve`
+on SQLite and on PostgreSQL: an upload in chunks that becomes a job, an upload cut mid-PATCH by
+a relay that resumes, one sent as parallel partial uploads joined by a final one
+(concatenation), and one whose server is SIGKILLed mid-PATCH and restarted. (tus-js-client
+sends no Upload-Checksum: the checksum extension is tested with tuspy.)
 
 The client comes from the npm registry, installed once into a cache folder
 (`~/.cache/filejob-tests/npm`, or FILEJOB_TEST_NPM_CACHE); without node and npm the tests
@@ -14,11 +16,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.services import postgres_database
 from tests.system.live.test_live_tus import CHUNK, Relay, Server, _finished_job
 
 SCRIPT = r"""
@@ -67,30 +71,50 @@ def node_modules() -> Path:
     return modules
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    live = Server(tmp_path / "data", tmp_path / "server.log", {})
-    live.start()
-    try:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A live server of each database the uploads' leases and rows live in."""
+    with ExitStack() as stack:
+        env = {}
+        if request.param == "postgresql":
+            env["FILEJOB_DATABASE_URL"] = stack.enter_context(postgres_database())
+        live = Server(tmp_path / "data", tmp_path / "server.log", env)
+        live.start()
+        stack.callback(live.stop)
         yield live
+
+
+def _node(
+    node_modules: Path, endpoint: str, path: Path, chunk: int = 0, parallel: int = 1
+) -> subprocess.Popen[str]:
+    """tus-js-client uploading `path` to `endpoint`, started (see `_outcome`)."""
+    script = path.with_name("upload.js")
+    script.write_text(SCRIPT)
+    return subprocess.Popen(
+        ["node", str(script), f"{endpoint}/v1/uploads", str(path), str(chunk), str(parallel)],
+        env={**os.environ, "NODE_PATH": str(node_modules)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _outcome(node: subprocess.Popen[str]) -> dict[str, Any]:
+    """What the client printed once its upload succeeded: the upload's URL and its Link."""
+    try:
+        out, err = node.communicate(timeout=120)
     finally:
-        live.stop()
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    assert node.returncode == 0, err
+    return dict(json.loads(out))
 
 
 def _upload(
     node_modules: Path, endpoint: str, path: Path, chunk: int = 0, parallel: int = 1
 ) -> dict[str, Any]:
-    script = path.with_name("upload.js")
-    script.write_text(SCRIPT)
-    done = subprocess.run(
-        ["node", str(script), f"{endpoint}/v1/uploads", str(path), str(chunk), str(parallel)],
-        env={**os.environ, "NODE_PATH": str(node_modules)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
+    return _outcome(_node(node_modules, endpoint, path, chunk, parallel))
 
 
 def test_tus_js_client_uploads_in_chunks(
@@ -132,3 +156,27 @@ def test_tus_js_client_parallel_uploads(node_modules: Path, server: Server, tmp_
     assert outcome["link"] == f'</v1/jobs/{job["id"]}>; rel="monitor"'
     assert job["input"]["sha256"] == hashlib.sha256(content).hexdigest()
     assert max(relay.offsets) > 0  # the cut part went on from where it was cut
+
+
+def test_tus_js_client_resumes_after_the_server_is_killed_mid_patch(
+    node_modules: Path, server: Server, tmp_path: Path
+) -> None:
+    path = tmp_path / "input.bin"
+    path.write_bytes(content := os.urandom(6 * CHUNK))
+    relay = Relay(server.port, hold_at=3 * CHUNK)  # the second PATCH stops half-way, held
+    try:
+        node = _node(node_modules, relay.url, path, chunk=2 * CHUNK)
+        assert relay.held.wait(60)
+        server.kill()  # SIGKILL while a PATCH is in flight
+        server.start()  # the same data dir, a new port
+        relay.upstream = server.port
+        relay.release.set()  # the held connection drops; the client retries from HEAD's offset
+        outcome = _outcome(node)
+        job = _finished_job(relay.url, outcome["url"])
+    finally:
+        relay.close()
+    assert job["input"]["sha256"] == hashlib.sha256(content).hexdigest()
+    # It went on from an acknowledged offset, not from zero: one PATCH only at offset 0, and
+    # the PATCH after the kill at the first one's end or later.
+    assert relay.offsets.count(0) == 1, relay.offsets
+    assert relay.offsets[2] >= 2 * CHUNK, relay.offsets
