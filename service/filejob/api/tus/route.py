@@ -166,12 +166,16 @@ async def _write(
     return upload
 
 
+# `/v1/uploads/` is taken as `/v1/uploads` (tusd does so too): clients are often configured
+# with an endpoint ending in a slash, and the app redirects no slashes (see app.py).
+@router.options("/", include_in_schema=False)
 @router.options("", summary="What this tus server supports", include_in_schema=False)
 async def tus_options(request: Request) -> Response:
     max_size = str(request.app.state.upload_policy.max_file_bytes)
     return Response(status_code=204, headers={**tus.discovery(), "Tus-Max-Size": max_size})
 
 
+@router.post("/", status_code=201, include_in_schema=False)
 @router.post(
     "", status_code=201, responses=PROBLEMS, summary="Create a resumable upload (tus creation)"
 )
