@@ -39,6 +39,7 @@ async function start() {
     return;
   }
   table.load();
+  uploads.showUnfinished();
 }
 
 function init() {

@@ -1,15 +1,18 @@
-// Uploads: each file is its own POST /v1/jobs, sent with XMLHttpRequest for its upload
-// progress (fetch cannot report it without streaming request bodies). Three at a time, like
+// Uploads: each file is its own job. A small file is one POST /v1/jobs, sent with
+// XMLHttpRequest for its upload progress (fetch cannot report it without streaming request
+// bodies), and can be aborted; a big one is a resumable tus upload (resumable.js), which can be
+// paused, resumed (after a reload too: unfinished.js) and cancelled. Three at a time, like
 // Uppy's default, so that the browser's six connections to the server leave room for the live
 // channel and the page's other requests. A card shows the upload's %, bytes, speed, time left
-// and time taken, then the job's progress from the live channel. An upload can be aborted;
-// pausing and resuming need a resumable protocol (tus), which the server does not speak yet.
+// and time taken, then the job's progress from the live channel.
 
 import { authHeaders, isFinal, parseProblem, unauthorized } from "./api.js";
 import { actionButtons, actionsKey, downloadLink, jobName } from "./actions.js";
 import { $, announce, element, progressBar, setBar } from "./dom.js";
 import { bytes, duration, percent, rate, seconds } from "./format.js";
+import * as resumable from "./resumable.js";
 import * as store from "./store.js";
+import * as unfinished from "./unfinished.js";
 
 const AT_ONCE = 3;
 const items = [];
@@ -43,11 +46,24 @@ function showError(item, text) {
   item.error.textContent = text || "";
 }
 
-function abortButton(item) {
+function button(item, words, className, onclick) {
   return element("button", {
-    type: "button", class: "abort", text: "Abort", "aria-label": `Abort upload of ${item.file.name}`,
-    onclick: () => abort(item),
+    type: "button", class: className, text: words, "aria-label": `${words} upload of ${item.file.name}`, onclick,
   });
+}
+
+const abortButton = (item) => button(item, "Abort", "abort", () => abort(item));
+const pauseButton = (item) => button(item, "Pause", "pause", () => pause(item));
+const resumeButton = (item) => button(item, "Resume", "resume", () => resume(item));
+const cancelButton = (item) => button(item, "Cancel", "abort", () => cancel(item));
+
+// The figures count from here: the start, or where a resumed upload goes on.
+function begin(item, loaded) {
+  const now = performance.now();
+  item.startedAt = now - (item.spent || 0); // time spent before a pause counts
+  item.sampleAt = item.resumedAt = now;
+  item.sampleLoaded = item.baseLoaded = loaded;
+  item.speed = 0;
 }
 
 // Upload figures: speed is a moving average over the last few seconds, so that one slow
@@ -64,11 +80,13 @@ function onProgress(item, loaded, total) {
   item.loaded = loaded;
   item.total = total;
   const elapsed = (now - item.startedAt) / 1000;
-  const speed = item.speed || (elapsed > 0 ? loaded / elapsed : 0);
+  const since = (now - item.resumedAt) / 1000;
+  const speed = item.speed || (since > 0 ? (loaded - item.baseLoaded) / since : 0);
   const left = speed > 0 ? (total - loaded) / speed : null;
   const parts = [percent(loaded / total), `${bytes(loaded)} of ${bytes(total)}`, rate(speed)];
   if (loaded < total) parts.push(left === null ? "– left" : `${duration(left)} left`);
   parts.push(`${duration(elapsed)} elapsed`);
+  if (item.resumedFrom) parts.push(`resumed at ${bytes(item.resumedFrom)}`);
   item.stats.textContent = parts.join(" · ");
   setBar(item.bar, loaded / total, "upload", `${percent(loaded / total)} uploaded`);
   if (loaded >= total) {
@@ -79,6 +97,22 @@ function onProgress(item, loaded, total) {
 
 function send(item) {
   running += 1;
+  item.holdsSlot = true;
+  begin(item, item.loaded);
+  setStatus(item, "uploading");
+  if (item.resumable) sendResumable(item);
+  else sendForm(item);
+}
+
+// Gives the item's upload slot to the next file waiting, once.
+function release(item) {
+  if (!item.holdsSlot) return;
+  item.holdsSlot = false;
+  running -= 1;
+  next();
+}
+
+function sendForm(item) {
   const form = new FormData();
   form.append("processor", item.processor);
   form.append("params", JSON.stringify(item.params));
@@ -88,9 +122,6 @@ function send(item) {
   item.request = request;
   request.open("POST", "/v1/jobs");
   for (const [name, value] of Object.entries(authHeaders())) request.setRequestHeader(name, value);
-  item.startedAt = item.sampleAt = performance.now();
-  item.sampleLoaded = 0;
-  setStatus(item, "uploading");
   item.actions.replaceChildren(abortButton(item));
   request.upload.addEventListener("progress", (event) => {
     if (event.lengthComputable) onProgress(item, event.loaded, event.total);
@@ -103,8 +134,31 @@ function send(item) {
   request.addEventListener("error", () => refused(item, new Error(
     "The upload was cut off: the connection closed before the server answered.")));
   request.addEventListener("abort", () => aborted(item));
-  request.addEventListener("loadend", () => { running -= 1; item.request = null; next(); });
+  request.addEventListener("loadend", () => { item.request = null; release(item); });
   request.send(form);
+}
+
+function sendResumable(item) {
+  item.actions.replaceChildren(pauseButton(item), cancelButton(item));
+  item.stats.textContent = item.loaded ? `Going on from ${bytes(item.loaded)}…` : "Starting…";
+  const busy = new Set(items.filter((i) => i !== item && i.upload && i.upload.url).map((i) => i.upload.url));
+  resumable.send(item, {
+    located: (path) => { item.card.dataset.upload = path; },
+    adopted: (url) => unfinished.drop(url),
+    resumed: (offset) => {
+      item.loaded = offset;
+      item.resumedFrom = offset;
+      begin(item, offset);
+      if (offset) announce(`Upload of ${item.file.name} goes on from ${percent(offset / item.total)}.`);
+    },
+    progress: (sent, total) => onProgress(item, sent, total),
+    done: (job) => { release(item); accepted(item, job); },
+    failed: (error, canResume) => {
+      release(item);
+      if (canResume) paused(item, error);
+      else refused(item, error);
+    },
+  }, busy);
 }
 
 function next() {
@@ -148,6 +202,57 @@ function limitText(item, error) {
   if (!limit || error.code !== "payload_too_large") return "";
   return `${item.file.name} is ${bytes(item.file.size)}; this server takes files up to ` +
     `${bytes(limit)} (payload_too_large).`;
+}
+
+// Paused by its button, or cut off for longer than the retries last: Resume goes on from the
+// last byte the server kept.
+function paused(item, error) {
+  item.state = "paused";
+  item.spent = performance.now() - item.startedAt;
+  setStatus(item, "paused");
+  setBar(item.bar, item.loaded / item.total, "idle", "paused");
+  item.stats.textContent = `Paused at ${percent(item.loaded / item.total)} · ${bytes(item.loaded)} of ${bytes(item.total)}`;
+  showError(item, error ? error.message : "");
+  item.actions.replaceChildren(resumeButton(item), cancelButton(item));
+  announce(error ? `Upload of ${item.file.name} stopped: ${error.message}` : `Upload of ${item.file.name} paused.`);
+}
+
+function pause(item) {
+  if (item.state !== "sending") return;
+  resumable.pause(item);
+  release(item);
+  paused(item, null);
+}
+
+function resume(item) {
+  item.state = "waiting";
+  setStatus(item, "waiting");
+  showError(item, "");
+  item.stats.textContent = "Waiting for a free upload slot";
+  item.actions.replaceChildren(cancelButton(item));
+  next();
+}
+
+// Cancelled: the server drops the bytes it has (tus termination).
+async function cancel(item) {
+  if (item.state === "cancelled") return;
+  const was = item.state;
+  item.state = "cancelled";
+  release(item);
+  item.actions.replaceChildren();
+  let error = null;
+  try {
+    await resumable.cancel(item);
+  } catch (failure) {
+    error = failure;
+  }
+  finished(item, "cancelled");
+  setStatus(item, "cancelled");
+  setBar(item.bar, item.loaded / item.total, "idle", "cancelled");
+  item.stats.textContent = was === "waiting" && !item.upload ? "Cancelled before it started."
+    : `Cancelled after ${bytes(item.loaded)}.`;
+  showError(item, error ? `The server may keep the bytes until they expire: ${error.message}` : "");
+  announce(`Upload of ${item.file.name} cancelled.`);
 }
 
 function aborted(item) {
@@ -207,24 +312,28 @@ export function tick() {
 
 export function add(files, { processor, params, deleteAfter }) {
   for (const file of files) {
-    const item = { file, processor, params, deleteAfter, state: "waiting", loaded: 0, total: file.size };
+    const item = {
+      file, processor, params, deleteAfter, state: "waiting", loaded: 0, total: file.size,
+      resumable: resumable.wanted(file),
+    };
     items.push(item);
     makeCard(item);
+    item.card.dataset.kind = item.resumable ? "resumable" : "form";
     item.stats.textContent = "Waiting for a free upload slot";
-    item.actions.replaceChildren(abortButton(item));
+    item.actions.replaceChildren(item.resumable ? cancelButton(item) : abortButton(item));
   }
   announce(`${files.length} ${files.length === 1 ? "file" : "files"} queued for upload.`);
   next();
 }
 
 function clearDone() {
-  for (const item of items.filter((i) => i.state === "refused" || i.state === "aborted"
+  for (const item of items.filter((i) => ["refused", "aborted", "cancelled"].includes(i.state)
     || (i.job && store.get(i.job) && isFinal(store.get(i.job))))) {
     item.card.remove();
     items.splice(items.indexOf(item), 1);
   }
   $("#clear-done").hidden = true;
-  $("#uploads-empty").hidden = items.length > 0;
+  $("#uploads-empty").hidden = $("#uploads").childElementCount > 0;
   $("#session-title").focus();
 }
 
@@ -241,4 +350,10 @@ export function init() {
     if (previous && previous.status !== job.status) announce(`${jobName(job)}: ${job.status}.`);
   });
   $("#clear-done").addEventListener("click", clearDone);
+}
+
+// Once the API answers (the key, if one is needed, is known): the uploads an earlier visit
+// left unfinished.
+export function showUnfinished() {
+  return unfinished.show((url) => items.some((item) => item.upload && item.upload.url === url));
 }
