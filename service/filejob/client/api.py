@@ -26,6 +26,18 @@ FINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 MAX_PAGE = 500  # the most jobs GET /v1/jobs answers at once
 
 
+def job_form(
+    processor: str, params: dict[str, Any] | None, *, delete_after_download: bool = False
+) -> dict[str, str]:
+    """A job's fields as POST /v1/jobs's form (and tus's Upload-Metadata) carry them."""
+    data = {"processor": processor}
+    if params:
+        data["params"] = json.dumps(params)
+    if delete_after_download:
+        data["delete_after_download"] = "true"
+    return data
+
+
 class FilejobClient:
     def __init__(self, server: str, api_key: str | None = None, timeout: float = 60) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -57,18 +69,35 @@ class FilejobClient:
         delete_after_download: bool = False,
         progress: Progress | None = None,
         abort: threading.Event | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Upload `path` as a new job. Once `abort` is set the upload stops at its next chunk
-        with `Aborted`, before the body is whole: no job is created."""
-        data = {"processor": processor}
-        if params:
-            data["params"] = json.dumps(params)
-        if delete_after_download:
-            data["delete_after_download"] = "true"
+        with `Aborted`, before the body is whole: no job is created. With `idempotency_key`,
+        a repeat of this call gets the job the first one made (see the API's Idempotency)."""
+        data = job_form(processor, params, delete_after_download=delete_after_download)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         with path.open("rb") as file:
             body = StoppableReader(file, progress, abort)
             files = {"file": (path.name, body, "application/octet-stream")}
-            return self._json("POST", "/v1/jobs", data=data, files=files)
+            return self._json("POST", "/v1/jobs", data=data, files=files, headers=headers)
+
+    def submit_url(
+        self,
+        source_url: str,
+        processor: str,
+        params: dict[str, Any] | None = None,
+        *,
+        delete_after_download: bool = False,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A new job of the file at `source_url`, which the server fetches: a multipart form of
+        the job's fields and `source_url`, and no file part."""
+        data = job_form(processor, params, delete_after_download=delete_after_download)
+        fields = [
+            (name, (None, value)) for name, value in {**data, "source_url": source_url}.items()
+        ]
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json("POST", "/v1/jobs", files=fields, headers=headers)
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}")

@@ -13,11 +13,17 @@ class ApiError(Exception):
     document (`problem`: extension members such as `job_status` or `available`)."""
 
     def __init__(
-        self, status: int, code: str, detail: str, problem: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        problem: dict[str, Any] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
         self.problem = problem or {}
+        self.retry_after = retry_after  # seconds, from the answer's Retry-After
 
     def __str__(self) -> str:
         return f"{self.detail} ({self.code})"
@@ -40,4 +46,18 @@ def raise_for_problem(response: httpx.Response) -> None:
         detail = response.text[:200] or response.reason_phrase
     if not isinstance(problem, dict):
         problem = None
-    raise ApiError(response.status_code, code, detail or response.reason_phrase, problem)
+    raise ApiError(
+        response.status_code,
+        code,
+        detail or response.reason_phrase,
+        problem,
+        _seconds(response.headers.get("retry-after")),
+    )
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After in seconds (its HTTP-date form is not used by filejob)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

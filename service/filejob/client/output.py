@@ -12,6 +12,7 @@ import typer
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])(i?)b?|b)?\s*$", re.IGNORECASE)
 
 
 def human_size(size: float) -> str:
@@ -24,6 +25,20 @@ def human_size(size: float) -> str:
         if value < 1024 or unit == _UNITS[-1]:
             return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
+
+
+def parse_size(text: str, option: str = "") -> int:
+    """A size as people type it -> bytes: "1048576", "512KiB", "64MiB" or "64M" (binary),
+    "100MB" or "1.5GB" (decimal)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise typer.BadParameter(
+            f"{text!r} is not a size (bytes, or 512KiB, 64MiB, 2GiB)", param_hint=option or None
+        )
+    number, prefix, binary = match.groups()
+    power = "kmgtp".index(prefix.lower()) + 1 if prefix else 0
+    decimal = prefix is not None and not binary and text.strip()[-1:] in "bB"
+    return int(float(number) * (1000 if decimal else 1024) ** power)
 
 
 def parse_when(text: str) -> datetime:

@@ -1,9 +1,11 @@
-"""`filejob submit`: upload files, one job each, concurrently; follow them; download results.
+"""`filejob submit`: upload files (or name URLs), one job each, concurrently; follow them;
+download results. How each input is sent (multipart, tus, source_url) is in sending.py.
 
-Ctrl+C, once: uploads under way stop at their next chunk (their jobs are never created),
-followed jobs are let go (they keep running on the server), downloads keep their part files;
-the command says what was stopped, prints the jobs that exist with their ids and how to
-cancel them, and exits 130. A second Ctrl+C ends the process at once.
+Ctrl+C, once: uploads under way stop at their next chunk (a multipart one's job is never
+created; a resumable one is kept, for the same command to resume), followed jobs are let go
+(they keep running on the server), downloads keep their part files; the command says what was
+stopped, prints the jobs that exist with their ids and how to cancel them, and exits 130. A
+second Ctrl+C ends the process at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import os
 import queue
 import signal
 import threading
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -35,9 +38,11 @@ from filejob.client.options import (
     network_problem,
     stdout_is_terminal,
 )
+from filejob.client.output import human_size, parse_size
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx is imported when a submit runs, not by `serve`
     from filejob.client.api import FilejobClient
+    from filejob.client.sending import Item
 
 MAX_AT_ONCE = 8  # files uploaded (and jobs followed) at once
 
@@ -67,16 +72,22 @@ class Interrupts:
 
 @dataclass
 class Outcome:
-    file: Path
+    item: Item
     stage: str = "waiting"  # waiting, upload, follow, download, done
     job: dict[str, Any] | None = None
     output: Path | None = None
     error: str | None = None
     stopped: str | None = None  # what Ctrl+C stopped: "upload", "follow", "download"
 
+    @property
+    def label(self) -> str:
+        return self.item.label
+
     def document(self) -> dict[str, Any]:
+        file = self.item.file
         return {
-            "file": str(self.file),
+            "file": str(file) if file is not None else None,
+            **({"url": self.item.url} if self.item.url is not None else {}),
             "job": self.job,
             "output": str(self.output) if self.output else None,
             "error": self.error,
@@ -90,16 +101,36 @@ class Request:
     params: dict[str, Any]
     wait: bool
     places: Destinations | None
+    resumable_above: int
+    urls: list[str] = field(default_factory=list)
+
+
+def items_of(files: list[Path], urls: list[str]) -> list[Item]:
+    """The run's inputs, a file named twice numbered by its occurrence (two jobs, two
+    uploads to resume)."""
+    from filejob.client.sending import Item
+
+    seen: Counter[Path] = Counter()
+    items = []
+    for file in files:
+        items.append(Item(file=file, occurrence=seen[file.resolve()]))
+        seen[file.resolve()] += 1
+    return items + [Item(url=url) for url in urls]
 
 
 class Run:
-    """One submit's files, each carried through its stages by a pool of daemon threads (a
+    """One submit's inputs, each carried through its stages by a pool of daemon threads (a
     thread following a job blocks in a read; at Ctrl+C it is left behind, not waited for)."""
 
     def __init__(self, client: FilejobClient, request: Request, files: list[Path]) -> None:
+        from filejob.client.sending import Sender
+
         self.client = client
         self.request = request
-        self.outcomes = [Outcome(file) for file in files]
+        self.sender = Sender(
+            client, request.processor, request.params, resumable_above=request.resumable_above
+        )
+        self.outcomes = [Outcome(item) for item in items_of(files, request.urls)]
         self.changed = threading.Condition()
         self.todo: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
 
@@ -143,7 +174,11 @@ class Run:
             try:
                 self._carry(outcome, bars, stop)
             except Exception as exc:
-                outcome.error = f"{outcome.file}: {self._problem(exc)}"
+                from filejob.client.retry import transient
+
+                outcome.error = f"{outcome.label}: {self._problem(exc)}"
+                if outcome.item.resumable and outcome.job is None and transient(exc):
+                    outcome.error += "; the same command resumes the upload"
             self._stage(outcome, "done")
 
     def _problem(self, exc: Exception) -> str:
@@ -156,16 +191,12 @@ class Run:
     def _carry(self, outcome: Outcome, bars: Bars, stop: threading.Event) -> None:
         from filejob.client.errors import Aborted
 
-        file, request = outcome.file, self.request
-        upload = bars.add(f"↑ {file.name}", file.stat().st_size)
+        item, request = outcome.item, self.request
+        name = item.file.name if item.file is not None else str(item.url)
+        size = item.file.stat().st_size if item.file is not None else None
+        upload = bars.add(f"↑ {name}", size) if item.file is not None else None
         try:
-            job = self.client.submit(
-                file,
-                request.processor,
-                request.params,
-                progress=lambda n: bars.advance(upload, n),
-                abort=stop,
-            )
+            job = self.sender.send(item, lambda n: bars.update(upload, completed=n), stop)
         except Aborted:
             outcome.stopped = "upload"
             return
@@ -175,7 +206,7 @@ class Run:
         self._stage(outcome, "follow")
         # The processing bar shows how much of the input is done (the job's progress).
         size = job["input"]["size"]
-        running = bars.add(f"⚙ {file.name} {job['id'][:8]}", size)
+        running = bars.add(f"⚙ {name} {job['id'][:8]}", size)
         for event in self.client.events(job["id"]):
             outcome.job = job = merge(job, event)
             bars.update(running, completed=job.get("progress", 0.0) * size)
@@ -184,7 +215,7 @@ class Run:
                 return
         if job["status"] != "succeeded":
             error = job.get("error") or {}
-            outcome.error = f"{file}: job {job['id']} {job['status']}" + (
+            outcome.error = f"{outcome.label}: job {job['id']} {job['status']}" + (
                 f": {error.get('message')} ({error.get('code')})" if error else ""
             )
             return
@@ -201,7 +232,7 @@ class Run:
         try:
             dest = places.claim(job["result"]["filename"])
         except DestinationExists as exc:
-            outcome.error = f"{outcome.file}: not downloaded: {exc}"
+            outcome.error = f"{outcome.label}: not downloaded: {exc}"
             return
         down = bars.add(f"↓ {dest.name}", job["result"]["size"])
         try:
@@ -219,32 +250,44 @@ def _report(outcomes: list[Outcome], as_json: bool) -> None:
     for o in outcomes:
         if o.job is not None:
             where = f"\t{o.output}" if o.output and not o.stopped else ""
-            typer.echo(f"{o.job['id']}\t{o.job['status']}\t{o.file}{where}")
+            typer.echo(f"{o.job['id']}\t{o.job['status']}\t{o.label}{where}")
 
 
 def _report_interruption(outcomes: list[Outcome]) -> None:
     from filejob.client.api import FINAL
 
     for o in outcomes:
-        if o.stopped == "upload":
-            typer.echo(f"filejob: aborted the upload of {o.file}: no job was created", err=True)
+        if o.stopped == "upload" and o.item.resumable:
+            sent = f" ({human_size(o.item.sent)} sent by this run)" if o.item.sent else ""
+            typer.echo(
+                f"filejob: paused the upload of {o.label}{sent}; the same command resumes it",
+                err=True,
+            )
+        elif o.stopped == "upload":
+            typer.echo(f"filejob: aborted the upload of {o.label}: no job was created", err=True)
         elif o.stopped == "download" and o.job is not None:
             typer.echo(
                 f"filejob: the download of {o.output} was interrupted; "
                 f"`filejob download {o.job['id']} -o {o.output}` resumes it",
                 err=True,
             )
-    running = [
-        (o.job["id"], str(o.file)) for o in outcomes if o.job and o.job["status"] not in FINAL
-    ]
+    running = [(o.job["id"], o.label) for o in outcomes if o.job and o.job["status"] not in FINAL]
     for line in detach_lines(running):
         typer.echo(line if line.startswith(" ") else f"filejob: {line}", err=True)
 
 
 def submit(
-    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    files: list[Path] = typer.Argument(
+        None, exists=True, dir_okay=False, readable=True, show_default=False, metavar="FILES"
+    ),
     processor: str = typer.Option(..., "--processor", "-p", help="Processor name."),
     param: list[str] = typer.Option([], "--param", "-P", help="Processor param, key=value."),
+    urls: list[str] = typer.Option(
+        [],
+        "--url",
+        metavar="URL",
+        help="A file for the server to fetch, one job each (repeatable, with or without FILES).",
+    ),
     wait: bool = typer.Option(False, "--wait", "-w", help="Follow the jobs to their end."),
     output: str | None = typer.Option(
         None,
@@ -254,17 +297,29 @@ def submit(
         "or is given for several files); implies --wait.",
     ),
     clobber: bool = typer.Option(False, "--clobber", help="Overwrite existing files."),
+    resumable_above: str = typer.Option(
+        "64MiB",
+        "--resumable-above",
+        metavar="SIZE",
+        help="Send larger files as resumable (tus) uploads, which survive network cuts and "
+        "are resumed by the same command after Ctrl+C (bytes, or 512KiB, 64MiB, 2GiB).",
+    ),
     server: str | None = SERVER,
     api_key: str | None = API_KEY,
     as_json: bool = JSON_OUT,
 ) -> None:
-    """Upload FILES, one job each, concurrently; --wait follows them, --output downloads."""
+    """Upload FILES (or --url URLs), one job each, concurrently; --wait follows them,
+    --output downloads."""
     from filejob.client.preflight import Refused, check
 
+    files = files or []
+    if not files and not urls:
+        raise fail("give FILES to upload, or --url URL for the server to fetch", USAGE)
     params = parse_params(param)
+    threshold = parse_size(resumable_above, "--resumable-above")
     places = None
     if output is not None:
-        into_dir = len(files) > 1 or output.endswith("/") or Path(output).is_dir()
+        into_dir = len(files) + len(urls) > 1 or output.endswith("/") or Path(output).is_dir()
         places = Destinations(Path(output), into_dir=into_dir, clobber=clobber)
         try:
             places.check_known()
@@ -278,7 +333,8 @@ def submit(
     except Refused as exc:
         client.close()
         raise fail(f"{exc}; nothing was uploaded") from None
-    run = Run(client, Request(processor, params, wait or places is not None, places), files)
+    request = Request(processor, params, wait or places is not None, places, threshold, urls)
+    run = Run(client, request, files)
     with Interrupts() as interrupts, bars(stdout_is_terminal() and not as_json) as shown:
         run.run(shown, interrupts.stop)
     outcomes = list(run.outcomes)

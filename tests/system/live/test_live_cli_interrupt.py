@@ -127,7 +127,18 @@ def test_ctrl_c_mid_upload_aborts_it_and_creates_no_job(
 ) -> None:
     with (tmp_path / "cut-upload.bin").open("wb") as file:
         file.truncate(256 * 1024 * 1024)  # two minutes through the proxy: cut well before
-    process = start_cli(proxy.url, "submit", "cut-upload.bin", "-p", "checksum", cwd=tmp_path)
+    # Kept on the multipart path (a resumable upload is paused, not aborted: see
+    # test_live_cli_resumable.py).
+    process = start_cli(
+        proxy.url,
+        "submit",
+        "cut-upload.bin",
+        "-p",
+        "checksum",
+        "--resumable-above",
+        "1GiB",
+        cwd=tmp_path,
+    )
     wait_until(lambda: proxy.sent > 1024 * 1024, timeout=60, message="the upload never began")
     code, out, err = interrupt(process)
     assert code == INTERRUPTED, err
