@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP   := $(VENV)/.installed-dev
 
-.PHONY: serve test test-fast lint types layers docs format bench bench-anchors clean
+.PHONY: serve test test-fast lint types layers docs format bench bench-anchors bench-uploads clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ format: $(DEV_STAMP)
 # interleaved rounds, one table (needs Redis on 127.0.0.1:6379; wrk if installed). Minutes.
 bench-anchors: $(DEV_STAMP)
 	$(BIN)/python bench/anchors.py
+
+bench-uploads: $(DEV_STAMP)
+	$(BIN)/python bench/uploads.py
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
