@@ -1,16 +1,18 @@
 """The end of a request's bytes into an upload (writing.py): the last byte completes it. A
 partial upload then waits for its final upload; any other becomes its job, in the transaction
-that completes it, its lease kept alive (heartbeat.py) while the file is hashed and stored."""
+that completes it, its lease kept alive (heartbeat.py) while its bytes are made whole (store.py:
+`finished`), hashed and stored."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filejob.auth.principal import Principal
@@ -18,7 +20,7 @@ from filejob.errors import DigestMismatch
 from filejob.jobs.admission import JobRequest
 from filejob.jobs.model import Job, utcnow
 from filejob.resumable.errors import UploadLocked
-from filejob.resumable.files import FinishedFile, finished_spool
+from filejob.resumable.files import FinishedFile
 from filejob.resumable.heartbeat import kept_alive
 from filejob.resumable.leases import Lease
 from filejob.resumable.model import ResumableUpload, UploadState
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from hashlib import _Hash
 
     from filejob.resumable.service import ResumableUploads
+    from filejob.resumable.store import FinishedBytes
 
 log = logging.getLogger(__name__)
 _REQUEST_FIELDS = frozenset(field.name for field in dataclasses.fields(JobRequest))
@@ -81,16 +84,16 @@ async def finish(
     running: _Hash | None,
 ) -> ResumableUpload:
     """The last byte landed: the job is made, and the upload completed, in one transaction;
-    the file becomes the job's input (a link where storage can, else a copy). No body keeps
-    the lease alive meanwhile (the file may stream to S3): a heartbeat does."""
+    the upload's bytes become the job's input (a link, or a server-side copy, where storage
+    can; else a copy). No body keeps the lease alive meanwhile: a heartbeat does."""
     assert upload.length is not None
     length, keep_until = upload.length, utcnow() + uploads.ttl
     async with kept_alive(uploads.db, [upload.id], lease.token):
-        job = await _make_job(uploads, lease, upload, offset, caller, running, keep_until)
+        job, finished = await _make_job(uploads, lease, upload, offset, caller, running, keep_until)
     uploads.hashes.forget(upload.id)
-    # The job's input is now a second name of the same file (or a copy): this one goes.
-    # A crash before this line leaves the file to the sweep.
-    await anyio.to_thread.run_sync(uploads.files.remove, upload.id)
+    # The job's input has the bytes now: the upload's own copy goes. A crash before this
+    # line leaves it to the sweeps.
+    await finished.kept(job.input_key)
     await uploads.jobs.executor.schedule(job.id)
     return as_written(
         upload,
@@ -109,15 +112,11 @@ async def _make_job(
     caller: Principal,
     running: _Hash | None,
     keep_until: datetime,
-) -> Job:
-    """The upload's job, committed with the upload's completion (see `_finish`)."""
-    assert upload.length is not None
-    path = uploads.files.path(upload.id)
-    sha256 = running
-    if sha256 is None:  # not hashed on the way by this process: read the file once
-        sha256 = await anyio.to_thread.run_sync(uploads.files.sha256, upload.id)
-    spool = await anyio.to_thread.run_sync(finished_spool, path, upload.length, sha256)
-    incoming = FinishedFile(spool, upload.filename, upload.content_type)
+) -> tuple[Job, FinishedBytes]:
+    """The upload's job, committed with the upload's completion (see `finish`); a job not
+    made leaves the upload at `offset`, but for a wrong digest, which no retry can mend."""
+    finished = await uploads.files.finished(upload, offset, running)
+    incoming = FinishedFile(finished.spool, upload.filename, upload.content_type)
 
     async def complete(session: AsyncSession, job: Job) -> None:
         repo = UploadRepository(session)
@@ -125,25 +124,46 @@ async def _make_job(
             raise lost("this request's bytes were not kept")
 
     try:
-        return await uploads.jobs.accept_completing(
-            incoming, job_request_of(upload), caller, complete
-        )
+        with spared(uploads, finished):
+            job = await uploads.jobs.accept_completing(
+                incoming, job_request_of(upload), caller, complete
+            )
     except DigestMismatch:
         # Every byte is there and none can be taken back: a retry could only fail the same
         # way. The upload goes (HEAD: 404), so its client starts over and its quota is free.
-        await asyncio.shield(_discard(uploads, lease))
+        await asyncio.shield(_discard(uploads, lease, finished))
+        raise
+    except Exception:
+        await asyncio.shield(finished.restore())
         raise
     finally:
         await incoming.release()
+    return job, finished
 
 
-async def _discard(uploads: ResumableUploads, lease: Lease) -> None:
+@contextlib.contextmanager
+def spared(uploads: ResumableUploads, finished: FinishedBytes) -> Iterator[None]:
+    """While a job is made of it, a finished upload that is a blob already is one the orphan
+    sweep of this process leaves alone (as an input being stored is)."""
+    if finished.key is None:
+        yield
+        return
+    uploads.jobs.storing.add(finished.key)
+    try:
+        yield
+    finally:
+        uploads.jobs.storing.discard(finished.key)
+
+
+async def _discard(uploads: ResumableUploads, lease: Lease, finished: FinishedBytes) -> None:
     try:
         async with uploads.db.write() as session:
             removed = await UploadRepository(session).discard(lease.upload_id, lease.token)
     except Exception:  # it stays, to expire as any other
         log.warning("upload %s: could not remove it", lease.upload_id, exc_info=True)
+        removed = False
+    if not removed:
+        await finished.restore()
         return
-    if removed:
-        uploads.hashes.forget(lease.upload_id)
-        await anyio.to_thread.run_sync(uploads.files.remove, lease.upload_id)
+    uploads.hashes.forget(lease.upload_id)
+    await finished.discard()

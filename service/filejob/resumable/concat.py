@@ -3,10 +3,10 @@ uploads, in parallel, then creates the final upload from them, and that becomes 
 
 The parts must be the caller's, finished and unexpired. They are leased for the time the final
 upload is made (a concurrent final upload, or a DELETE, finds them taken: 423; heartbeat.py
-renews the leases until the commit); their bytes are copied into the final upload's file,
-hashed on the way (several files cannot become one by a link); then, in one transaction, the
-job is made, the final upload recorded complete, and the parts' rows deleted. A failure
-leaves the parts as they were.
+renews the leases until the commit); their bytes are joined into the final upload's (store.py:
+`concatenate`: a file copy on local storage, server-side part copies on S3), hashed on the
+way; then, in one transaction, the job is made, the final upload recorded complete, and the
+parts' rows deleted. A failure leaves the parts as they were.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from filejob.auth.principal import Principal
 from filejob.jobs.admission import JobRequest
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.service import new_job_id
+from filejob.resumable.completion import spared
 from filejob.resumable.errors import InvalidConcat, PartialNotFinished, UploadLocked
-from filejob.resumable.files import FinishedFile, finished_spool
+from filejob.resumable.files import FinishedFile
 from filejob.resumable.heartbeat import kept_alive
 from filejob.resumable.leases import LEASE_SECONDS, new_token
 from filejob.resumable.model import ResumableUpload, UploadState, answerable
@@ -33,6 +34,7 @@ from filejob.resumable.repository import UploadRepository
 
 if TYPE_CHECKING:
     from filejob.resumable.service import ResumableUploads
+    from filejob.resumable.store import FinishedBytes
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,8 @@ async def concatenate(
     if not part_ids or len(part_ids) > MAX_PARTS or len(set(part_ids)) != len(part_ids):
         raise InvalidConcat(f"A final upload names 1 to {MAX_PARTS} distinct partial uploads.")
     uploads.check_job(request, caller)
-    length = await _finished_length(uploads, caller, part_ids)
+    parts = await _finished_parts(uploads, caller, part_ids)
+    length = sum(size for _, size in parts)
     uploads.check_length(length)
     now, token = utcnow(), new_token()
     async with uploads.db.write() as session:
@@ -84,10 +87,11 @@ async def concatenate(
         # Copying the parts can outlast their lease: renewed until the commit, a part cannot
         # be taken, deleted or swept meanwhile.
         async with kept_alive(uploads.db, part_ids, token):
-            job = await _make_job(uploads, caller, final, request, token)
+            job, finished = await _make_job(uploads, caller, final, parts, request, token)
     except BaseException:
         await asyncio.shield(_release(uploads, part_ids, token))
         raise
+    await finished.kept(job.input_key)  # the job's input has the bytes: the copies go
     for part_id in part_ids:
         uploads.hashes.forget(part_id)
         await anyio.to_thread.run_sync(uploads.files.remove, part_id)
@@ -95,11 +99,12 @@ async def concatenate(
     return final
 
 
-async def _finished_length(
+async def _finished_parts(
     uploads: ResumableUploads, caller: Principal, part_ids: list[str]
-) -> int:
-    """The parts' total length; refused unless each is the caller's finished partial upload."""
-    now, length = utcnow(), 0
+) -> list[tuple[str, int]]:
+    """Each part's id and length; refused unless each is the caller's finished partial
+    upload."""
+    now, parts = utcnow(), []
     async with uploads.db.read() as session:
         repo = UploadRepository(session)
         for part_id in part_ids:
@@ -110,39 +115,39 @@ async def _finished_length(
                 raise PartialNotFinished(
                     f"Partial upload {part_id} has {part.received} of its bytes, not all."
                 )
-            length += part.length
-    return length
+            parts.append((part_id, part.length))
+    return parts
 
 
 async def _make_job(
     uploads: ResumableUploads,
     caller: Principal,
     final: ResumableUpload,
+    parts: list[tuple[str, int]],
     request: JobRequest,
     token: str,
-) -> Job:
-    parts = list(final.parts or ())
-    sha256 = await anyio.to_thread.run_sync(uploads.files.concatenate, final.id, parts)
+) -> tuple[Job, FinishedBytes]:
+    finished = await uploads.files.concatenate(final.id, parts)
+    incoming = FinishedFile(finished.spool, final.filename, final.content_type)
+    part_ids = [part_id for part_id, _ in parts]
+
+    async def complete(session: AsyncSession, job: Job) -> None:
+        repo = UploadRepository(session)
+        if not await repo.consume_parts(part_ids, token):
+            raise UploadLocked("A partial upload was taken by another request.")
+        final.job_id = job.id
+        await repo.add(final)
+        session.expunge(final)
+
     try:
-        path, length = uploads.files.path(final.id), final.received
-        spool = await anyio.to_thread.run_sync(finished_spool, path, length, sha256)
-        incoming = FinishedFile(spool, final.filename, final.content_type)
-
-        async def complete(session: AsyncSession, job: Job) -> None:
-            repo = UploadRepository(session)
-            if not await repo.consume_parts(parts, token):
-                raise UploadLocked("A partial upload was taken by another request.")
-            final.job_id = job.id
-            await repo.add(final)
-            session.expunge(final)
-
-        try:
-            return await uploads.jobs.accept_completing(incoming, request, caller, complete)
-        finally:
-            await incoming.release()
+        with spared(uploads, finished):
+            job = await uploads.jobs.accept_completing(incoming, request, caller, complete)
+    except Exception:
+        await asyncio.shield(finished.restore())  # the parts stay as they were
+        raise
     finally:
-        # The job's input is a name of its own (or a copy): the final upload's file goes.
-        await anyio.to_thread.run_sync(uploads.files.remove, final.id)
+        await incoming.release()
+    return job, finished
 
 
 async def _release(uploads: ResumableUploads, part_ids: list[str], token: str) -> None:

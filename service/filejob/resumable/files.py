@@ -1,6 +1,7 @@
-"""An upload's bytes: one file per upload, `<folder>/<id>`, in a folder on the blobs' own
-filesystem, so that a finished upload becomes its job's input by a link (storage adopts it as
-it adopts a multipart spool), never by a copy.
+"""An upload's bytes in a local file (store.py's `UploadStore` for local storage): one file per
+upload, `<folder>/<id>`, in a folder on the blobs' own filesystem, so that a finished upload
+becomes its job's input by a link (storage adopts it as it adopts a multipart spool), never by
+a copy.
 
 The files have names (not O_TMPFILE): they must outlive the request, and the process, that
 wrote them. Which bytes of a file count is the row's business (`received`); a request first
@@ -14,12 +15,15 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio.to_thread
 
 from filejob.storage.local import fsync_folder
 from filejob.storage.spool import UploadSpool
+
+if TYPE_CHECKING:
+    from filejob.resumable.model import ResumableUpload
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -31,16 +35,23 @@ def folder_for(storage_url: str, data_dir: Path) -> Path:
     return (root or data_dir) / "uploads"
 
 
+def checked_id(upload_id: str) -> str:
+    """`upload_id`, if it is one (ids are generated; anything path-like is refused)."""
+    if not _ID.fullmatch(upload_id):
+        raise ValueError(f"invalid upload id {upload_id!r}")
+    return upload_id
+
+
 class UploadFiles:
+    max_bytes: int | None = None  # a file holds what storage's limit lets an upload be
+
     def __init__(self, folder: Path, *, fsync: bool) -> None:
         self.folder = folder
         self.fsync = fsync
         folder.mkdir(parents=True, exist_ok=True)
 
     def path(self, upload_id: str) -> Path:
-        if not _ID.fullmatch(upload_id):  # ids are generated; refuse anything path-like
-            raise ValueError(f"invalid upload id {upload_id!r}")
-        return self.folder / upload_id
+        return self.folder / checked_id(upload_id)
 
     def create(self, upload_id: str) -> None:
         """An empty file for a new upload (blocking); with fsync, its name is durable."""
@@ -49,7 +60,10 @@ class UploadFiles:
         if self.fsync:
             fsync_folder(self.folder)
 
-    def open(self, upload_id: str, offset: int) -> ChunkWriter:
+    async def open(self, upload: ResumableUpload, offset: int) -> ChunkWriter:
+        return await anyio.to_thread.run_sync(self.open_file, upload.id, offset)
+
+    def open_file(self, upload_id: str, offset: int) -> ChunkWriter:
         """The upload's file for one request's bytes, cut back to `offset` (blocking)."""
         fd = os.open(self.path(upload_id), os.O_RDWR)
         try:
@@ -73,7 +87,30 @@ class UploadFiles:
                 continue
         return names
 
-    def concatenate(self, upload_id: str, part_ids: list[str]) -> hashlib._Hash:
+    async def finished(
+        self, upload: ResumableUpload, offset: int, sha256: hashlib._Hash | None
+    ) -> FinishedLocalFile:
+        assert upload.length is not None
+        if sha256 is None:  # not hashed on the way by this process: read the file once
+            sha256 = await anyio.to_thread.run_sync(self.sha256, upload.id)
+        path = self.path(upload.id)
+        spool = await anyio.to_thread.run_sync(finished_spool, path, upload.length, sha256)
+        return FinishedLocalFile(self, upload.id, spool, made=False)
+
+    async def concatenate(self, final_id: str, parts: list[tuple[str, int]]) -> FinishedLocalFile:
+        part_ids = [part_id for part_id, _ in parts]
+        sha256 = await anyio.to_thread.run_sync(self.concatenate_files, final_id, part_ids)
+        try:
+            length = sum(size for _, size in parts)
+            spool = await anyio.to_thread.run_sync(
+                finished_spool, self.path(final_id), length, sha256
+            )
+        except BaseException:
+            await anyio.to_thread.run_sync(self.remove, final_id)
+            raise
+        return FinishedLocalFile(self, final_id, spool, made=True)
+
+    def concatenate_files(self, upload_id: str, part_ids: list[str]) -> hashlib._Hash:
         """A new upload's file made of the parts' files, in order (blocking; a copy: several
         files cannot become one by linking); its sha256."""
         sha = hashlib.sha256()
@@ -110,10 +147,13 @@ class ChunkWriter:
             written = os.pwrite(self.fd, view, position)
             view, position = view[written:], position + written
 
-    def sync(self) -> None:
+    def seal(self, end: int, *, last: bool) -> None:
         """Make what was written durable (with fsync on; else the page cache keeps it)."""
         if self.fsync:
             os.fsync(self.fd)
+
+    def acknowledged(self) -> None:
+        """Nothing to drop: the file is cut back to the row's offset by the next request."""
 
     def close(self) -> None:
         os.close(self.fd)
@@ -141,6 +181,32 @@ def finished_spool(path: Path, size: int, sha256: hashlib._Hash) -> UploadSpool:
     spool.rollover()  # opens the file: nothing in memory to copy, positioned at 0
     spool.size, spool.sha256 = size, sha256
     return spool
+
+
+class FinishedLocalFile:
+    """A finished upload's file on its way to a job (store.py's `FinishedBytes`): the job's
+    input becomes a second name of it, then this name goes. `made`: the file was made for this
+    attempt (a concatenation), and goes whatever the ending."""
+
+    key = None  # not a blob yet
+
+    def __init__(self, files: UploadFiles, upload_id: str, spool: UploadSpool, *, made: bool):
+        self.spool = spool
+        self._files, self._upload_id, self._made = files, upload_id, made
+
+    async def kept(self, input_key: str | None) -> None:
+        self.spool.close()
+        if input_key is not None or self._made:
+            await anyio.to_thread.run_sync(self._files.remove, self._upload_id)
+
+    async def restore(self) -> None:
+        self.spool.close()  # the next request cuts the file back to the row's offset
+        if self._made:
+            await anyio.to_thread.run_sync(self._files.remove, self._upload_id)
+
+    async def discard(self) -> None:
+        self.spool.close()
+        await anyio.to_thread.run_sync(self._files.remove, self._upload_id)
 
 
 class FinishedFile:

@@ -1,6 +1,6 @@
-"""One request's body into an upload's file: written at its offset and hashed as it arrives,
-in a worker thread a batch at a time (one batch in flight while the next arrives, as the
-multipart spool does), never whole in memory.
+"""One request's body into an upload's store (a `store.ChunkSink`): written at its offset and
+hashed as it arrives, in a worker thread a batch at a time (one batch in flight while the next
+arrives, as the multipart spool does), never whole in memory.
 
 A body that stops early (the client went away, or stalled past the body timeout) is not an
 error here: what arrived is written and counted, and the caller decides whether to keep it
@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from filejob.resumable.errors import UploadInterrupted, UploadLengthExceeded
-from filejob.resumable.files import ChunkWriter
 
 if TYPE_CHECKING:
     from hashlib import _Hash
+
+    from filejob.resumable.store import ChunkSink
 
 BATCH_BYTES = 1024 * 1024
 # Seconds without a chunk after which a request counts as stalled: a newer request for the
@@ -45,7 +46,7 @@ class BodyReceiver:
 
     def __init__(
         self,
-        writer: ChunkWriter,
+        writer: ChunkSink,
         offset: int,
         limit: int,
         hashes: list[_Hash],

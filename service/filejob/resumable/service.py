@@ -23,10 +23,10 @@ from filejob.resumable.completion import retry_soon
 from filejob.resumable.concat import concatenate
 from filejob.resumable.digests import Checksum, RunningHashes
 from filejob.resumable.errors import UploadLocked
-from filejob.resumable.files import UploadFiles, folder_for
 from filejob.resumable.leases import holder_is_dead
 from filejob.resumable.model import ResumableUpload, UploadState, answerable
 from filejob.resumable.repository import UploadRepository
+from filejob.resumable.store import UploadStore, store_for
 from filejob.resumable.sweep import sweep_uploads
 from filejob.resumable.writing import LocalWriter, write
 
@@ -35,7 +35,7 @@ class ResumableUploads:
     def __init__(
         self,
         jobs: JobService,
-        files: UploadFiles,
+        files: UploadStore,
         *,
         ttl: float,
         max_bytes: int,
@@ -43,9 +43,9 @@ class ResumableUploads:
     ) -> None:
         self.jobs = jobs
         self.db = jobs.db
-        self.files = files
+        self.files = files  # where the uploads' bytes live (store.py)
         self.ttl = timedelta(seconds=ttl)
-        self.max_bytes = max_bytes
+        self.max_bytes = min(max_bytes, files.max_bytes or max_bytes)
         self.orphan_grace = orphan_grace
         self.hashes = RunningHashes()
         # This process's requests writing uploads now, by lease token (writing.LocalWriter).
@@ -53,12 +53,10 @@ class ResumableUploads:
 
     @classmethod
     def for_settings(cls, settings: Settings, jobs: JobService) -> ResumableUploads:
-        files = UploadFiles(
-            folder_for(settings.storage_url, settings.data_dir), fsync=settings.fsync
-        )
+        """Uploads whose bytes live where `jobs`' storage keeps them best (store.py)."""
         return cls(
             jobs,
-            files,
+            store_for(settings, jobs.storage),
             ttl=settings.upload_ttl,
             max_bytes=settings.max_upload_bytes,
             orphan_grace=settings.orphan_grace,
@@ -101,8 +99,8 @@ class ResumableUploads:
             length=length,
             concat="partial" if partial else None,
         )
-        # The file first: a row never names a file that is not there. A row that never
-        # commits leaves a file the sweep removes.
+        # The bytes' room first: a row never names bytes that are not there. A row that
+        # never commits leaves room the sweep removes.
         await anyio.to_thread.run_sync(self.files.create, upload.id)
         try:
             async with self.db.write() as session:

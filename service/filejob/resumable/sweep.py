@@ -1,8 +1,8 @@
 """The sweep of resumable uploads (a step of jobs/sweeper.py's): what expired loses its bytes
-and becomes a tombstone (410) for one more TTL, then is forgotten (404). Files no upload in
+and becomes a tombstone (410) for one more TTL, then is forgotten (404). Bytes no upload in
 progress (nor a finished partial upload) names go once older than the orphan grace: left by a
-crash between a job's commit and its upload's file removal, or by a creation that never
-committed."""
+crash between a job's commit and its upload's bytes' removal, or by a creation that never
+committed (store.py: files, or S3 multipart uploads and tails)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import anyio.to_thread
 from filejob.db.engine import Database
 from filejob.jobs.model import utcnow
 from filejob.resumable.digests import RunningHashes
-from filejob.resumable.files import UploadFiles
 from filejob.resumable.repository import UploadRepository
+from filejob.resumable.store import UploadStore
 
 BATCH = 200
 
 
 async def sweep_uploads(
-    db: Database, files: UploadFiles, hashes: RunningHashes, ttl: timedelta, grace: float
+    db: Database, files: UploadStore, hashes: RunningHashes, ttl: timedelta, grace: float
 ) -> int:
     """One sweep; how many uploads expired in it."""
     now, expired = utcnow(), 0
@@ -39,7 +39,7 @@ async def sweep_uploads(
     return expired
 
 
-async def _remove_stray_files(db: Database, files: UploadFiles, grace: float) -> None:
+async def _remove_stray_files(db: Database, files: UploadStore, grace: float) -> None:
     names = await anyio.to_thread.run_sync(files.names_older_than, grace)
     for start in range(0, len(names), BATCH):
         batch = names[start : start + BATCH]

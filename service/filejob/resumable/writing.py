@@ -1,8 +1,8 @@
 """One request's bytes into an upload (PATCH, or the body of a creation): claim the upload's
-lease at the request's offset, receive the body into the file, make it durable, then either
-acknowledge the new offset or, with the last byte, complete the upload (completion.py): a
-partial one waits for its final upload, any other becomes its job in the transaction that
-completes it."""
+lease at the request's offset, receive the body into the upload's store (store.py), seal it
+durable, then either acknowledge the new offset or, with the last byte, complete the upload
+(completion.py): a partial one waits for its final upload, any other becomes its job in the
+transaction that completes it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from hashlib import _Hash
 
     from filejob.resumable.service import ResumableUploads
+    from filejob.resumable.store import ChunkSink
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +134,26 @@ async def _write_claimed(
     room: int | None,
 ) -> ResumableUpload:
     try:
-        kept, cut, running = await _receive(
-            uploads, lease, local, upload, offset, body, content_length, checksum, room
-        )
-        received = offset + kept
-        if received == upload.length and upload.concat == "partial":
-            return await finish_partial(uploads, lease, upload, offset)
-        if received == upload.length:
-            return await finish(uploads, lease, upload, offset, caller, running)
-        await _acknowledge(uploads, lease, offset, received)
+        sink = await uploads.files.open(upload, offset)
+        try:
+            kept, cut, running = await _receive(
+                uploads, lease, local, sink, upload, offset, body, content_length, checksum, room
+            )
+            received = offset + kept
+            last = received == upload.length
+            if kept or last:  # durable before it is acknowledged
+                await anyio.to_thread.run_sync(partial(sink.seal, received, last=last))
+            if last and upload.concat == "partial":
+                done = await finish_partial(uploads, lease, upload, offset)
+                await anyio.to_thread.run_sync(sink.acknowledged)
+                return done
+            if last:
+                return await finish(uploads, lease, upload, offset, caller, running)
+            await _acknowledge(uploads, lease, offset, received)
+            if kept:
+                await anyio.to_thread.run_sync(sink.acknowledged)
+        finally:
+            sink.close()  # not in a thread: a cancelled request must still let go of it
     except BaseException:
         await asyncio.shield(_release(uploads, lease))
         raise
@@ -222,6 +235,7 @@ async def _receive(
     uploads: ResumableUploads,
     lease: Lease,
     local: LocalWriter,
+    sink: ChunkSink,
     upload: ResumableUpload,
     offset: int,
     body: AsyncIterable[bytes],
@@ -229,9 +243,9 @@ async def _receive(
     checksum: Checksum | None,
     room: int | None,
 ) -> tuple[int, Exception | None, _Hash | None]:
-    """The body into the file, durable: (bytes kept, why it stopped early, the running
-    sha256 of the upload so far if this process could keep it). A deferred upload may grow
-    to `room` bytes at most (the caller's quota)."""
+    """The body into the sink: (bytes kept, why it stopped early, the running sha256 of the
+    upload so far if this process could keep it). A deferred upload may grow to `room` bytes
+    at most (the caller's quota)."""
     limit = (uploads.max_bytes if upload.length is None else upload.length) - offset
     by_quota = room is not None and room - offset < limit
     if room is not None and by_quota:
@@ -243,31 +257,23 @@ async def _receive(
             f"{content_length} bytes at offset {offset} go past the upload's length "
             f"({offset + limit}).",
         )
-    writer = await anyio.to_thread.run_sync(uploads.files.open, upload.id, offset)
     running = uploads.hashes.resume(upload.id, offset)
     check = checksum.start() if checksum is not None else None
     hashes = [h for h in (running, check) if h is not None]
+    receiver = BodyReceiver(sink, offset, limit, hashes, lease.due, lambda: _renew(uploads, lease))
+    local.receiver = receiver
     try:
-        receiver = BodyReceiver(
-            writer, offset, limit, hashes, lease.due, lambda: _renew(uploads, lease)
-        )
-        local.receiver = receiver
-        try:
-            received = await receiver.receive(body)
-        except UploadLengthExceeded as exc:
-            if by_quota:
-                raise _over_quota(None, offset, room) from exc
-            raise
-        kept = received.written
-        if checksum is not None and check is not None:
-            if received.cut is not None:
-                kept = 0  # only a whole body can be checked against Upload-Checksum
-            else:
-                checksum.verify(check)
-        if kept:
-            await anyio.to_thread.run_sync(writer.sync)
-    finally:
-        await anyio.to_thread.run_sync(writer.close)
+        received = await receiver.receive(body)
+    except UploadLengthExceeded as exc:
+        if by_quota:
+            raise _over_quota(None, offset, room) from exc
+        raise
+    kept = received.written
+    if checksum is not None and check is not None:
+        if received.cut is not None:
+            kept = 0  # only a whole body can be checked against Upload-Checksum
+        else:
+            checksum.verify(check)
     return kept, received.cut, running if kept == received.written else None
 
 

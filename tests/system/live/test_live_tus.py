@@ -1,10 +1,12 @@
 """tus with a real client (tuspy) against `filejob serve` in a subprocess, through a TCP relay
 that can cut a connection mid-PATCH or hold it while the server is killed: the upload resumes
 where the server's acknowledged offset says, and the finished upload's job succeeds with the
-right sha256. On SQLite and on PostgreSQL."""
+right sha256. On SQLite, on PostgreSQL, and on PostgreSQL with S3 storage (SeaweedFS), where an
+upload's bytes live in an S3 multipart upload and none on the server's disk."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -24,7 +26,7 @@ from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
 from tests.support.servers import create_key, kill, start_server, stop_server
-from tests.support.services import postgres_database
+from tests.support.services import postgres_database, s3_settings
 from tests.support.wait import wait_until
 
 CHUNK = 1 << 20
@@ -140,11 +142,22 @@ class Server:
         if self.process is not None:
             stop_server(self.process)
 
+    @property
+    def on_s3(self) -> bool:
+        return self.env.get("FILEJOB_STORAGE_URL", "").startswith("s3://")
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+    def upload_files(self) -> list[str]:
+        """What is in the folder where the local store keeps uploads' bytes."""
+        folder = self.data_dir / "uploads"
+        return [path.name for path in folder.iterdir()] if folder.exists() else []
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "s3"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     with _database(request.param) as url:
         env = {"FILEJOB_DATABASE_URL": url} if url else {}
+        if request.param == "s3":
+            env |= _s3_env(request.getfixturevalue("seaweedfs"))
         live = Server(tmp_path / "data", tmp_path / "server.log", env)
         live.start()
         try:
@@ -160,6 +173,10 @@ def _database(kind: str) -> Iterator[str]:
         return
     with postgres_database() as url:
         yield url
+
+
+def _s3_env(endpoint: str) -> dict[str, str]:
+    return {f"FILEJOB_{name.upper()}": value for name, value in s3_settings(endpoint).items()}
 
 
 @pytest.fixture
@@ -239,6 +256,8 @@ def test_tuspy_resumes_after_the_server_is_killed_mid_patch(
     path, content = _file(tmp_path, 6 * CHUNK)
     uploader = _uploader(relay.url, path, chunk_size=2 * CHUNK, retries=10)
     uploader.upload(stop_at=2 * CHUNK)  # one PATCH acknowledged: offset 2 MiB is durable
+    if server.on_s3:  # durable in the bucket (a tail object), not on this server's disk
+        assert server.upload_files() == []
     relay.hold_at = 3 * CHUNK // 2  # the next PATCH stops half-way, held open
     done = threading.Event()
     failure: list[BaseException] = []
@@ -263,6 +282,7 @@ def test_tuspy_resumes_after_the_server_is_killed_mid_patch(
     assert job["input"]["sha256"] == hashlib.sha256(content).hexdigest()
     # The dead server's lease was taken over at once, not waited out.
     assert "taken over from a dead server" in server.log.read_text()
+    assert server.upload_files() == []
 
 
 def test_tuspy_resumes_after_a_restart_from_heads_offset(server: Server, tmp_path: Path) -> None:
@@ -297,3 +317,72 @@ def test_tuspy_cannot_touch_another_keys_upload(tmp_path: Path) -> None:
         assert _finished_job(live.url, theirs.url, alice)["input"]["size"] == CHUNK
     finally:
         live.stop()
+
+
+def _vm_hwm(pid: int) -> int:
+    """The process's peak resident memory so far, in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+
+
+def test_a_200_mib_upload_to_s3_is_never_whole_in_memory(
+    seaweedfs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One PATCH of 200 MiB into S3: the server's peak RSS grows by far less than the upload
+    (one part buffered at a time, in a temp file), and the job's input is right."""
+    size = 200 * CHUNK
+    path, sha = tmp_path / "big.bin", hashlib.sha256()
+    with path.open("wb") as file:
+        for _ in range(size // CHUNK):
+            chunk = os.urandom(CHUNK)
+            sha.update(chunk)
+            file.write(chunk)
+    with postgres_database() as url:
+        env = {"FILEJOB_DATABASE_URL": url, "FILEJOB_MAX_UPLOAD_BYTES": str(size)}
+        live = Server(tmp_path / "data", tmp_path / "server.log", env | _s3_env(seaweedfs))
+        live.start()
+        try:
+            assert live.process is not None
+            warm = _uploader(live.url, _file(tmp_path, CHUNK)[0])  # every module loaded
+            warm.upload()
+            _finished_job(live.url, warm.url)
+            before = _vm_hwm(live.process.pid)
+            job = _upload_streamed(live.url, path, size)
+            peak = _vm_hwm(live.process.pid)
+            assert job["input"]["sha256"] == sha.hexdigest()
+            assert live.upload_files() == []
+        finally:
+            live.stop()
+    with capsys.disabled():
+        print(f"\n200 MiB tus upload to S3: peak RSS {before >> 20} MiB -> {peak >> 20} MiB")
+    assert peak - before < 64 * CHUNK
+
+
+def _upload_streamed(base: str, path: Path, size: int) -> Any:
+    """`path` as one tus upload of one PATCH, read from disk as it is sent; its job, done."""
+
+    def body() -> Iterator[bytes]:
+        with path.open("rb") as file:
+            while chunk := file.read(CHUNK):
+                yield chunk
+
+    tus = {"Tus-Resumable": "1.0.0"}
+    with httpx.Client(base_url=base, timeout=300) as http:
+        metadata = "processor " + base64.b64encode(b"checksum").decode()
+        created = http.post(
+            "/v1/uploads", headers={**tus, "Upload-Length": str(size), "Upload-Metadata": metadata}
+        )
+        assert created.status_code == 201, created.text
+        url = created.headers["location"]
+        patched = http.patch(
+            url,
+            content=body(),
+            headers={
+                **tus,
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(size),
+            },
+        )
+        assert patched.status_code == 204, patched.text
+    return _finished_job(base, f"{base}{url}")
