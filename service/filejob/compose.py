@@ -29,6 +29,7 @@ from filejob.jobs.executors.base import Executor
 from filejob.jobs.executors.inprocess import InProcessExecutor
 from filejob.jobs.executors.ownership import AdvisoryLock, DatabaseFileLock, ExecutorLock
 from filejob.jobs.executors.procrastinate import ProcrastinateExecutor
+from filejob.jobs.imports import ImportPolicy
 from filejob.jobs.isolation import Recycling, WorkerPool
 from filejob.jobs.model import Job
 from filejob.jobs.poll_reads import poll_reads_for
@@ -118,6 +119,7 @@ def job_runner(
         isolation=WorkerPool(
             at_once, Recycling(settings.isolation_max_jobs, settings.isolation_max_rss_growth)
         ),
+        imports=ImportPolicy.for_settings(settings),
     )
 
 
@@ -181,6 +183,7 @@ def admission(settings: Settings, db: Database, registry: ProcessorRegistry) -> 
         # Uploads in progress count against the quota of `POST /v1/jobs` (their table is
         # there whether or not uploads are taken).
         reserved=reserved_bytes,
+        imports=ImportPolicy.for_settings(settings),
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -254,6 +256,27 @@ class Settings(BaseSettings):
     webhook_retry_delay: float = Field(
         5.0, ge=0, description="Seconds before the first redelivery; doubles each time."
     )
+    import_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Regular expressions (whitespace-separated, or a JSON array): when any is "
+        "set, an import's `source_url`, and every redirect it follows, must match one of them "
+        "whole (Python `re.fullmatch`, against the URL with its host normalised).",
+    )
+    import_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Regular expressions as FILEJOB_IMPORT_ALLOW's: a `source_url`, or a "
+        "redirect, that matches one whole is refused.",
+    )
+    import_allow_private: bool = Field(
+        False,
+        description="Allow imports from loopback, private and link-local addresses.",
+    )
+    import_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds an import's fetch may wait to connect, or for its next bytes, "
+        "before the attempt fails (and is retried like any other).",
+    )
     idempotency_ttl: float = Field(
         86400.0,
         gt=0,
@@ -267,6 +290,24 @@ class Settings(BaseSettings):
         "byte; then its bytes are removed and it answers 410. A finished upload's URL answers "
         "(with its job's link) for as long again.",
     )
+
+    @field_validator("import_allow", "import_deny", mode="before")
+    @classmethod
+    def _patterns(cls, value: Any) -> Any:
+        """A JSON array, or patterns separated by whitespace (a URL has none to match)."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split()
+        return value
+
+    @field_validator("import_allow", "import_deny")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return patterns
 
     @property
     def auth_required(self) -> bool:

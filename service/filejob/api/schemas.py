@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
@@ -25,6 +25,18 @@ class InputOut(BaseModel):
     content_type: str
     size: int
     sha256: str
+
+
+class SourceOut(BaseModel):
+    url: str = Field(description="The `source_url` the job was submitted with.")
+    fetched_bytes: int = Field(
+        description="Bytes of the source fetched so far (by the latest attempt's fetch); the "
+        "input's size once it is fetched."
+    )
+    size: int | None = Field(
+        description="The source's length as its origin announced it; null where it did not "
+        "(or the fetch has not begun)."
+    )
 
 
 class ResultOut(BaseModel):
@@ -62,6 +74,11 @@ class JobOut(BaseModel):
     processor: str
     params: dict[str, Any]
     progress: float = Field(ge=0, le=1)
+    phase: Literal["fetching", "processing"] | None = Field(
+        description="While the job runs: `fetching` its input from `source.url` (an import's "
+        "first phase; `source.fetched_bytes` counts it), then `processing` (`progress` counts "
+        "it). Null while it is not running."
+    )
     attempts: int
     max_attempts: int
     timeout_seconds: float = Field(description="Seconds one attempt may take.")
@@ -73,7 +90,14 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     delete_after_download: bool
     error: ErrorOut | None
-    input: InputOut
+    input: InputOut = Field(
+        description="The file processed. An import's, until fetched: the name its URL "
+        "suggests, no type known, size 0, and the sha256 sent with it (or empty)."
+    )
+    source: SourceOut | None = Field(
+        description="For a job imported from a URL (`source_url`): where from, and how far "
+        "the fetch has come; null for an uploaded file."
+    )
     result: ResultOut | None
     callback: CallbackOut | None
 
@@ -123,12 +147,23 @@ def job_document(job: Mapping[str, Any], links: LinkSigner | None = None) -> dic
     error = None
     if job["error_code"]:
         error = {"code": job["error_code"], "message": job["error_message"] or ""}
+    phase, source = None, None
+    if job["source_url"]:
+        source = {
+            "url": job["source_url"],
+            "fetched_bytes": job["fetched_bytes"] or 0,
+            "size": job["source_size"],
+        }
+    if job["status"] is JobStatus.RUNNING:
+        # An import's input is named by its row once it is stored: until then, it is fetched.
+        phase = "fetching" if source is not None and job["input_key"] is None else "processing"
     return {  # floats as floats, as JobOut's validation makes them
         "id": job["id"],
         "status": job["status"].value,
         "processor": job["processor"],
         "params": job["params"],
         "progress": float(round(job["progress"], 4)),
+        "phase": phase,
         "attempts": job["attempts"],
         "max_attempts": job["max_attempts"],
         "timeout_seconds": float(job["timeout_seconds"]),
@@ -144,6 +179,7 @@ def job_document(job: Mapping[str, Any], links: LinkSigner | None = None) -> dic
             "size": job["input_size"],
             "sha256": job["input_sha256"],
         },
+        "source": source,
         "result": result,
         "callback": callback,
     }

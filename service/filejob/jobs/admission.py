@@ -22,6 +22,7 @@ from filejob.errors import (
     UnsupportedMediaType,
     WebhooksNotConfigured,
 )
+from filejob.jobs.imports import ImportPolicy, SourceUrlRefused
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.repository import JobRepository
 from filejob.processors.base import Processor
@@ -45,6 +46,10 @@ class JobRequest:
     # The client's sha256 of the file (hex, RFC 9530's `Repr-Digest` or a `sha256` field):
     # the upload is refused, and nothing kept, unless the bytes that arrived have it.
     input_sha256: str | None = None
+    # An import: the input is fetched from this URL by the job's first attempt (jobs/imports.py).
+    source_url: str | None = None
+    # Whether an earlier job's result may stand in for this one's (jobs/reuse.py).
+    reuse: bool = False
 
 
 class CallbackUrlCheck(Protocol):
@@ -110,8 +115,11 @@ class Admission:
         max_filename_bytes: int = MAX_FILENAME_BYTES,
         callbacks: CallbackRules,
         reserved: ReservedBytes = no_reservations,
+        imports: ImportPolicy | None = None,
     ) -> None:
+        """`imports`: None where this server takes no `source_url`."""
         self.db = db
+        self.imports = imports
         self.reserved = reserved
         self.registry = registry
         self.max_upload_bytes = max_upload_bytes
@@ -166,6 +174,14 @@ class Admission:
                 "Webhooks of anonymous jobs are signed with FILEJOB_WEBHOOK_SECRET, which is "
                 "not set on this server (or use an API key: each has its own secret)."
             )
+        return url
+
+    def source(self, url: str) -> str:
+        """A `source_url` this server may fetch from, kept as given (every fetch judges it
+        afresh, as deliveries do callbacks); raises `InvalidSourceUrl`, `SourceUrlRefused`."""
+        if self.imports is None:
+            raise SourceUrlRefused("This server does not import files from URLs.")
+        self.imports.check(url)
         return url
 
     async def quota(self, caller: Principal, incoming_bytes: int = 0) -> None:

@@ -133,12 +133,16 @@ class AttemptSupervisor:
         params: BaseModel,
         upload: IncomingFile | None,
         stop: StopSignal,
+        *,
+        spent: float = 0.0,
     ) -> AttemptEnd:
         """Run the claimed `job`'s current attempt, reading `upload` if there is one (the
         caller releases it) or else the stored input. Raises only for trouble of the
-        server's own (storage, database), never for the processor's."""
+        server's own (storage, database), never for the processor's. `spent`: seconds of
+        the attempt's time already used (an import's fetch)."""
+        limit = max(job.timeout_seconds - spent, 0.0)
         if upload is not None:
-            return await self._process(job, processor, params, upload.file, stop)
+            return await self._process(job, processor, params, upload.file, stop, limit)
         try:
             if not job.input_key:
                 raise BlobNotFound(job.id)
@@ -146,7 +150,7 @@ class AttemptSupervisor:
         except BlobNotFound:
             return NotStarted("input_missing", "The stored input is missing.")
         try:
-            return await self._process(job, processor, params, reader.file, stop)
+            return await self._process(job, processor, params, reader.file, stop, limit)
         finally:
             reader.close()
 
@@ -157,6 +161,7 @@ class AttemptSupervisor:
         params: BaseModel,
         source: BinaryIO,
         stop: StopSignal,
+        limit: float,
     ) -> AttemptEnd:
         async with contextlib.AsyncExitStack() as stack:
             progress = _Progress()
@@ -167,7 +172,7 @@ class AttemptSupervisor:
                 work = await self._in_child(job, processor, params, stop, progress, input_path)
             else:
                 work = await self._in_thread(job, processor, params, source, stop, progress)
-            return await self._supervise(job, work, stop, progress)
+            return await self._supervise(job, work, stop, progress, limit)
 
     async def _input_path(
         self, job: Job, source: BinaryIO, stack: contextlib.AsyncExitStack
@@ -237,16 +242,16 @@ class AttemptSupervisor:
         return _Work(call, writer, AttemptFiles.of(source, writer.file))
 
     async def _supervise(
-        self, job: Job, work: _Work, stop: StopSignal, progress: _Progress
+        self, job: Job, work: _Work, stop: StopSignal, progress: _Progress, limit: float
     ) -> AttemptEnd:
         """Call the work in a worker thread while its progress is saved and its deadline
-        watched; then keep its output or discard it."""
+        (`limit` seconds from now) watched; then keep its output or discard it."""
         produced: WorkResult | Exception = Cancelled()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._save_progress, job.id, job.attempts, progress)
                 with anyio.CancelScope() as processing:
-                    tg.start_soon(self._enforce_stop, job.timeout_seconds, stop, processing)
+                    tg.start_soon(self._enforce_stop, limit, stop, processing)
                     try:
                         produced = await anyio.to_thread.run_sync(
                             work.call, limiter=self.threads, abandon_on_cancel=True

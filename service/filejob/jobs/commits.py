@@ -41,6 +41,7 @@ from filejob.jobs.executors.base import Executor
 from filejob.jobs.idempotency import Claim, complete
 from filejob.jobs.model import Job
 from filejob.jobs.repository import JobRepository
+from filejob.jobs.states import JobStatus
 
 # Rows per transaction at most: a group's INSERT and its bound values stay short.
 MAX_GROUP = 128
@@ -120,7 +121,7 @@ class JobInserts:
                 await repo.lock_owner(caller.owner_id)
                 usage = await usage_of(repo, self.reserved, caller.owner_id)
                 within_quota(caller, *usage, job.input_size)
-            await self.executor.record(session, job)  # same transaction: both or neither
+            await record_if_queued(self.executor, session, job)  # same transaction: both or neither
             await repo.add(job)
             if claim is not None:
                 await complete(session, claim, job.id)
@@ -182,7 +183,7 @@ class JobInserts:
                     group.errors[index] = error
                     continue
                 if not isolated:
-                    await self.executor.record(session, row.job)
+                    await record_if_queued(self.executor, session, row.job)
                     accepted.append(row)
                 if owner is not None:  # what the next rows of this owner see
                     owner.active += 1
@@ -216,7 +217,7 @@ class JobInserts:
         error) is raised."""
         try:
             async with session.begin_nested():
-                await self.executor.record(session, row.job)
+                await record_if_queued(self.executor, session, row.job)
                 await JobRepository(session).add(row.job)
                 if row.claim is not None:
                     await complete(session, row.claim, row.job.id)
@@ -226,6 +227,13 @@ class JobInserts:
                 raise
             return exc
         return None
+
+
+async def record_if_queued(executor: Executor, session: AsyncSession, job: Job) -> None:
+    """The job's queue entry, in its row's transaction; none for a job that is final already
+    (a result reused, jobs/reuse.py): nothing is left to run."""
+    if job.status is JobStatus.QUEUED:
+        await executor.record(session, job)
 
 
 def _refusal(row: _Row, owner: _Usage | None) -> Exception | None:

@@ -1,5 +1,6 @@
 """Idempotency keys (draft-ietf-httpapi-idempotency-key-header): a request repeated with the
-same `Idempotency-Key` gets the job the first one made, and makes no other.
+same `Idempotency-Key` gets the job the first one made, and makes no other. The same holds for
+`POST /v1/uploads`: a repeat gets the upload (tus creation) the first one made.
 
 A key is claimed before the request's body is read: a row (owner, key) with this request's
 random `token` and no job yet. While it is so, the same key answers `409` (in flight). The row
@@ -9,6 +10,9 @@ and its key commit together or not at all. A request that fails releases its cla
 whose request died with its server is taken over once it is older than any request can take
 (`abandoned_after`). A completed key is kept for `ttl` seconds (FILEJOB_IDEMPOTENCY_TTL), then
 swept; deleting its job forgets it too (ON DELETE CASCADE).
+
+A key completed by an upload's creation names the upload (`upload_id`) instead of a job, in
+the transaction that adds the upload's row (`complete_upload`), and goes with the upload's row.
 
 Keys are scoped by owner: the API key's id, or "" for the anonymous caller.
 """
@@ -45,9 +49,13 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
     # Which request holds the claim: only it may complete or release it.
     token: Mapped[str] = mapped_column(String(32))
-    # Set together when the job commits; both None while the request is in flight.
+    # Set together when the job (or the upload) commits; all None while the request is in
+    # flight. A key names a job or an upload, never both.
     job_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("jobs.id", ondelete="CASCADE")
+    )
+    upload_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("resumable_uploads.id", ondelete="CASCADE")
     )
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -55,14 +63,16 @@ class IdempotencyKey(Base):
 
     __table_args__ = (
         Index("ix_idempotency_keys_job_id", "job_id"),  # the cascade of a job's delete
+        Index("ix_idempotency_keys_upload_id", "upload_id"),  # and of an upload's (0013)
         Index("ix_idempotency_keys_expires_at", "expires_at"),  # the sweep
     )
 
 
 @dataclass
 class Claim:
-    """One request's hold on a key. `job_id` set: an earlier request completed the key, and
-    this one is its repeat (a replay if `fingerprint` matches, else a misuse)."""
+    """One request's hold on a key. `job_id` (or `upload_id`) set: an earlier request
+    completed the key, and this one is its repeat (a replay if `fingerprint` matches, else a
+    misuse)."""
 
     owner: str
     key: str
@@ -72,11 +82,12 @@ class Claim:
     done_fingerprint: str | None = None
     fingerprint: str | None = None  # this request's, once its body is read
     replayed: bool = False  # set by `JobService.accept` when it answered with the earlier job
+    upload_id: str | None = None
 
     @property
     def owned(self) -> bool:
         """This request holds the claim (it will make the job), rather than repeating one."""
-        return self.job_id is None
+        return self.job_id is None and self.upload_id is None
 
 
 class ClaimLost(IdempotencyKeyInFlight):
@@ -100,7 +111,16 @@ def fingerprint(request: JobRequest, sha256: str) -> str:
         request.callback_url,
         sha256,
     ]
+    if request.reuse:  # added only when asked, so keys stored before it existed still match
+        document.append("reuse")
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def upload_fingerprint(fields: dict[str, Any]) -> str:
+    """What makes two tus creations the same: their headers that shape the upload (length,
+    metadata, concatenation, digest), as `fields`; never equal to a job's fingerprint."""
+    canonical = json.dumps(["upload", fields], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -126,6 +146,31 @@ async def complete(session: AsyncSession, claim: Claim, job_id: str) -> None:
         )
         .values(
             job_id=job_id,
+            fingerprint=claim.fingerprint,
+            expires_at=utcnow() + timedelta(seconds=claim.ttl),
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ClaimLost(
+            "Another request took this Idempotency-Key over while this one was being stored.",
+            headers={"Retry-After": IN_FLIGHT_RETRY_AFTER},
+        )
+
+
+async def complete_upload(session: AsyncSession, claim: Claim, upload_id: str) -> None:
+    """In the transaction that adds the upload `upload_id`'s row: the key now names it.
+    Raises `ClaimLost` if the claim is no longer this request's."""
+    result = await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.owner == claim.owner,
+            IdempotencyKey.key == claim.key,
+            IdempotencyKey.token == claim.token,
+            IdempotencyKey.job_id.is_(None),
+            IdempotencyKey.upload_id.is_(None),
+        )
+        .values(
+            upload_id=upload_id,
             fingerprint=claim.fingerprint,
             expires_at=utcnow() + timedelta(seconds=claim.ttl),
         )
@@ -165,6 +210,7 @@ class IdempotencyKeys:
             fresh = {
                 "token": token,
                 "job_id": None,
+                "upload_id": None,
                 "fingerprint": None,
                 "claimed_at": now,
                 # Never swept while its request may still be running (see `complete`).
@@ -183,18 +229,26 @@ class IdempotencyKeys:
                 ).one_or_none()
                 if row is None:  # removed meanwhile (released, swept): try again
                     continue
+                in_flight = row.job_id is None and row.upload_id is None
                 stale = row.expires_at <= now or (
-                    row.job_id is None
-                    and row.claimed_at <= now - timedelta(seconds=abandoned_after)
+                    in_flight and row.claimed_at <= now - timedelta(seconds=abandoned_after)
                 )
                 if not stale:
-                    if row.job_id is None:
+                    if in_flight:
                         raise IdempotencyKeyInFlight(
                             "A request with this Idempotency-Key is still being handled; "
                             "repeat this one once it has been answered.",
                             headers={"Retry-After": IN_FLIGHT_RETRY_AFTER},
                         )
-                    return Claim(owner, key, row.token, ttl, row.job_id, row.fingerprint)
+                    return Claim(
+                        owner,
+                        key,
+                        row.token,
+                        ttl,
+                        row.job_id,
+                        row.fingerprint,
+                        upload_id=row.upload_id,
+                    )
                 # Expired, or abandoned by a request that died with its server: take it over,
                 # unless another request just did.
                 taken = await session.execute(
@@ -213,14 +267,20 @@ class IdempotencyKeys:
             headers={"Retry-After": "1"},
         )
 
-    async def replay(self, claim: Claim, owner_id: str | None) -> Job:
-        """The job of the earlier request that completed `claim`'s key, if this request (its
-        `fingerprint` set) is the same one; marks the claim `replayed`."""
+    @staticmethod
+    def same_request(claim: Claim) -> None:
+        """Refuse a repeat of a completed key (its `fingerprint` set) that is another
+        request."""
         if claim.fingerprint != claim.done_fingerprint:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used for another request (other fields or another "
                 "file); use a new key for a new job."
             )
+
+    async def replay(self, claim: Claim, owner_id: str | None) -> Job:
+        """The job of the earlier request that completed `claim`'s key, if this request (its
+        `fingerprint` set) is the same one; marks the claim `replayed`."""
+        self.same_request(claim)
         async with self.db.read() as session:
             job = await JobRepository(session).get_owned(claim.job_id or "", owner_id)
         if job is None:  # deleted since the claim was read, and its key with it
@@ -242,6 +302,7 @@ class IdempotencyKeys:
                     IdempotencyKey.key == claim.key,
                     IdempotencyKey.token == claim.token,
                     IdempotencyKey.job_id.is_(None),
+                    IdempotencyKey.upload_id.is_(None),
                 )
             )
 

@@ -72,6 +72,16 @@ class Job(Base):
     input_size: Mapped[int] = mapped_column(BigInteger)
     input_sha256: Mapped[str] = mapped_column(String(64))
 
+    # An import (`source_url`): the job's input is fetched by its first attempt (jobs/imports.py);
+    # until then `input_key` is None and the input_* columns hold what is known (the name the
+    # URL suggests, the sha256 the client sent, size 0). `owner_quota_bytes`: the owner's
+    # storage quota when the job was accepted (None: unlimited), which bounds the fetch;
+    # `fetched_bytes` and `source_size` (the origin's announced length): the fetch's progress.
+    source_url: Mapped[str | None] = mapped_column(Text)
+    owner_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    fetched_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    source_size: Mapped[int | None] = mapped_column(BigInteger)
+
     result_key: Mapped[str | None] = mapped_column(String(128))
     result_filename: Mapped[str | None] = mapped_column(String(512))
     result_content_type: Mapped[str | None] = mapped_column(String(128))

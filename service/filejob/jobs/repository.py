@@ -16,7 +16,7 @@ from filejob.jobs.attempts import OUTCOME_OF, PROCESS_DIED, AttemptError, Attemp
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.statements import new_row
 from filejob.jobs.states import JobStatus, check_transition, sources_of
-from filejob.jobs.storage_keys import job_of, result_key
+from filejob.jobs.storage_keys import input_key, job_of, result_key
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -33,7 +33,8 @@ POLL_COLUMNS = (
     "finished_at", "delete_after_download", "error_code", "error_message", "input_filename",
     "input_content_type", "input_size", "input_sha256", "result_key", "result_filename",
     "result_content_type", "result_size", "result_sha256", "callback_url", "callback_state",
-    "callback_attempts", "callback_last_result", "callback_delivered_at",
+    "callback_attempts", "callback_last_result", "callback_delivered_at", "input_key",
+    "source_url", "fetched_bytes", "source_size",
 )  # fmt: skip
 
 
@@ -80,6 +81,22 @@ async def poll_row(
     object (each costs more than the query)."""
     row = (await connection.execute(_POLL[poll_kind(owner)], poll_params(job_id, owner))).first()
     return None if row is None else row._asdict()
+
+
+# An import's fetch progress, while its attempt is the running one.
+_FETCHED = (
+    update(Job)
+    .where(
+        Job.id == bindparam("job_id"),
+        Job.status == JobStatus.RUNNING,
+        Job.attempts == bindparam("attempt"),
+    )
+    .values(
+        fetched_bytes=bindparam("fetched"),
+        source_size=bindparam("size"),
+        updated_at=bindparam("now"),
+    )
+)
 
 
 def _stored_bytes() -> ColumnElement[int]:
@@ -360,6 +377,49 @@ class JobRepository:
         params = {"job_id": job_id, "attempt": attempt, "progress": progress, "now": utcnow()}
         await self._core(statements.PROGRESS, params)
 
+    # -- an import's fetch (jobs/fetching.py), fenced on its attempt as progress is
+
+    async def set_fetched(self, job_id: str, attempt: int, fetched: int, size: int | None) -> None:
+        """Record how far `attempt`'s fetch has come (bytes, of the announced `size`)."""
+        params = {"job_id": job_id, "attempt": attempt, "fetched": fetched, "size": size}
+        await self._core(_FETCHED, {**params, "now": utcnow()})
+
+    async def set_input(
+        self,
+        job: Job,
+        *,
+        key: str,
+        filename: str,
+        content_type: str,
+        size: int,
+        sha256: str,
+        announced: int | None,
+    ) -> bool:
+        """Name the input `job`'s fetch stored under `key` (its origin `announced` a size, or
+        not), while that attempt is the running one and no input is named yet; True if it
+        did."""
+        values = {
+            "input_key": key,
+            "input_filename": filename,
+            "input_content_type": content_type,
+            "input_size": size,
+            "input_sha256": sha256,
+            "fetched_bytes": size,
+            "source_size": announced,
+            "updated_at": utcnow(),
+        }
+        statement = (
+            update(Job)
+            .where(
+                Job.id == job.id,
+                Job.status == JobStatus.RUNNING,
+                Job.attempts == job.attempts,
+                Job.input_key.is_(None),
+            )
+            .values(**values)
+        )
+        return (await self._core(statement)).rowcount == 1
+
     async def delete(self, job_id: str) -> bool:
         result = await self.session.execute(delete(Job).where(Job.id == job_id))
         return result.rowcount == 1  # type: ignore[attr-defined]
@@ -411,6 +471,7 @@ class JobRepository:
             )
             for job_id, status, attempts, *pointed in rows:
                 if status is JobStatus.RUNNING:
-                    pointed.append(result_key(job_id, attempts))
+                    # The input too: an import's fetch stores it a moment before naming it.
+                    pointed += [result_key(job_id, attempts), input_key(job_id)]
                 found.update(batch.intersection(pointed))
         return found

@@ -28,13 +28,15 @@ from filejob.jobs.attempts import AttemptOutcome
 from filejob.jobs.control import RunEnd, RunOutcome, StopReason, StopSignal
 from filejob.jobs.error_text import AttemptFiles
 from filejob.jobs.events import JobEvents
+from filejob.jobs.fetching import FetchedInput, InputFetcher
+from filejob.jobs.imports import ImportPolicy
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.isolation import ChildDied, WorkerPool
 from filejob.jobs.log_context import about_job
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.states import JobStatus
-from filejob.processors.base import ProcessingError, RetryableError
+from filejob.processors.base import ProcessingError, Processor, RetryableError
 from filejob.processors.registry import ProcessorRegistry
 from filejob.storage.base import Storage
 from filejob.untrusted.filenames import sanitize_filename
@@ -82,14 +84,21 @@ class JobRunner:
         events: JobEvents | None = None,
         isolation: WorkerPool | None = None,
         worker: str | None = None,
+        imports: ImportPolicy | None = None,
     ) -> None:
         """`worker`: who runs the attempts, as `job_attempts` records it (this process's
-        host:pid by default)."""
+        host:pid by default). `imports`: how imports fetch their inputs (None: this runner
+        fails them, `imports_disabled`)."""
         self.db = db
         self.storage = storage
         self.registry = registry
         self.attempts = AttemptSupervisor(
             db, storage, threads=threads, progress_interval=progress_interval, isolation=isolation
+        )
+        self.fetcher = (
+            None
+            if imports is None
+            else InputFetcher(db, storage, imports, progress_interval=progress_interval)
         )
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
@@ -100,6 +109,8 @@ class JobRunner:
         """End what runs beside the jobs (the pooled worker processes): the owner's shutdown,
         once no job runs."""
         await self.attempts.close()
+        if self.fetcher is not None:
+            await self.fetcher.close()
 
     async def run(
         self,
@@ -175,7 +186,27 @@ class JobRunner:
             params: BaseModel = processor.Params.model_validate(job.params)
         except ValidationError as exc:
             return NotStarted("invalid_params", str(exc))
+        if upload is None and job.source_url is not None and job.input_key is None:
+            return await self._import(job, processor, params, stop)
         return await self.attempts.run(job, processor, params, upload, stop)
+
+    async def _import(
+        self, job: Job, processor: Processor, params: BaseModel, stop: StopSignal
+    ) -> AttemptEnd:
+        """An import's attempt whose input is not fetched yet: fetch it (jobs/fetching.py),
+        then process it within what is left of the attempt's time."""
+        if self.fetcher is None:
+            message = "This worker does not fetch imports (FILEJOB_IMPORT_* are not set up)."
+            return NotStarted("imports_disabled", message)
+        began = anyio.current_time()
+        fetched = await self.fetcher.fetch(job, processor, stop)
+        if not isinstance(fetched, FetchedInput):
+            return fetched
+        try:
+            spent = anyio.current_time() - began
+            return await self.attempts.run(job, processor, params, fetched, stop, spent=spent)
+        finally:
+            await fetched.release()
 
     async def _settle(self, job: Job, ended: AttemptEnd) -> RunOutcome:
         """Record how the attempt ended."""

@@ -25,15 +25,18 @@ from filejob.errors import (
     ServiceUnavailable,
 )
 from filejob.jobs.admission import Admission, JobRequest, within_quota
-from filejob.jobs.commits import JobInserts
+from filejob.jobs.commits import JobInserts, record_if_queued
 from filejob.jobs.executors.base import Executor
 from filejob.jobs.idempotency import Claim, IdempotencyKeys, fingerprint
+from filejob.jobs.imports import pending_input
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.poll_reads import EngineReads, PollReads
 from filejob.jobs.repository import ANY_OWNER, JobRepository
+from filejob.jobs.reuse import ResultReuse
 from filejob.jobs.states import JobStatus
 from filejob.jobs.storage_keys import input_key
+from filejob.processors.base import Processor
 from filejob.storage.base import BlobNotFound, BlobReader, Storage
 from filejob.storage.ingest import digest_of, store_file
 from filejob.untrusted.boundary import BEYOND_ANY_SIZE, parse_count
@@ -83,6 +86,7 @@ class JobService:
         self.storing: set[str] = set()
         self.inserts = JobInserts(db, executor, admission.reserved)
         self.idempotency = IdempotencyKeys(db)
+        self.reuse = ResultReuse(db, storage)
 
     # -- accept ---------------------------------------------------------------------------
 
@@ -105,12 +109,32 @@ class JobService:
                 return await self.idempotency.replay(claim, caller.owner_id)
         job = await self._new_job(upload, request, caller)
         self.storing.add(input_key(job.id))
+        reused: str | None = None
         try:
+            reused = await self._reused(job, request)
             await self._store_and_add(job, upload, caller, claim)
+        except asyncio.CancelledError:
+            raise  # the row may commit all the same: the orphan sweep judges the copy
+        except BaseException:
+            if reused is not None:
+                await self.storage.delete(reused)
+            raise
         finally:
             self.storing.discard(input_key(job.id))
+            if reused is not None:
+                self.storing.discard(reused)
         await upload.seek(0)
         return job
+
+    async def _reused(self, job: Job, request: JobRequest) -> str | None:
+        """With `reuse`, `job` made succeeded with an earlier job's result (jobs/reuse.py):
+        the copy's key, kept from the orphan sweep until the row commits (`storing`)."""
+        if not request.reuse:
+            return None
+        key = await self.reuse.apply(job)
+        if key is not None:
+            self.storing.add(key)
+        return key
 
     async def _new_job(self, upload: IncomingFile, request: JobRequest, caller: Principal) -> Job:
         """The queued job `request` asks for on `upload`, once admitted (not stored yet):
@@ -120,7 +144,32 @@ class JobService:
         )
         callback_url = self.admission.callback(request.callback_url, caller)
         size, sha256, filename, content_type = await self.admission.input(upload, processor)
-        job_id, now = new_job_id(), utcnow()
+        job_id = new_job_id()
+        return self._job(
+            job_id,
+            processor,
+            params,
+            request,
+            caller,
+            callback_url=callback_url,
+            input_key=input_key(job_id),
+            input_filename=filename,
+            input_content_type=content_type,
+            input_size=size,
+            input_sha256=sha256,
+        )
+
+    def _job(
+        self,
+        job_id: str,
+        processor: Processor,
+        params: dict[str, Any],
+        request: JobRequest,
+        caller: Principal,
+        **columns: Any,
+    ) -> Job:
+        """A new, queued job's row: what every new job has, and its own `columns`."""
+        now = utcnow()
         return Job(
             id=job_id,
             status=JobStatus.QUEUED,
@@ -132,16 +181,46 @@ class JobService:
             timeout_seconds=min(request.timeout_seconds or processor.timeout, self.max_job_seconds),
             delete_after_download=request.delete_after_download,
             owner_id=caller.owner_id,
-            callback_url=callback_url,
             callback_attempts=0,
             created_at=now,
             updated_at=now,
-            input_key=input_key(job_id),
-            input_filename=filename,
-            input_content_type=content_type,
-            input_size=size,
-            input_sha256=sha256,
+            **columns,
         )
+
+    async def accept_import(
+        self, request: JobRequest, caller: Principal, *, claim: Claim | None = None
+    ) -> Job:
+        """As `accept`, for an import: the job fetches its input from `request.source_url`
+        in its first attempt (jobs/fetching.py). The URL is judged, the job admitted and its
+        row committed with no input yet (`input_key` None; the name the URL suggests, the
+        sha256 the client sent, size 0), the owner's storage quota recorded to bound the
+        fetch. The caller schedules it. With `claim`, as `accept`: a repeat of the request
+        that completed the key gets that request's job."""
+        assert request.source_url is not None
+        source_url = self.admission.source(request.source_url)
+        expected = (request.input_sha256 or "").lower()
+        if claim is not None:
+            # The input's identity, where an upload's is its sha256: the URL (and the digest
+            # its bytes must have).
+            claim.fingerprint = fingerprint(request, f"source_url {source_url} {expected}")
+            if not claim.owned:
+                return await self.idempotency.replay(claim, caller.owner_id)
+        processor, params = self.admission.processor_and_params(
+            request.processor, request.params_json
+        )
+        callback_url = self.admission.callback(request.callback_url, caller)
+        job = self._job(
+            new_job_id(),
+            processor,
+            params,
+            request,
+            caller,
+            callback_url=callback_url,
+            owner_quota_bytes=caller.max_storage_bytes,
+            **pending_input(source_url, expected, self.admission.max_filename_bytes),
+        )
+        await self.inserts.add(job, caller, claim)
+        return job
 
     async def _store_input(self, upload: IncomingFile, key: str) -> None:
         try:
@@ -408,7 +487,9 @@ class JobService:
         job = await self._new_job(upload, request, caller)
         key = input_key(job.id)
         self.storing.add(key)
+        reused: str | None = None
         try:
+            reused = await self._reused(job, request)
             await self._store_input(upload, key)
             try:
                 async with self.db.write() as session:
@@ -417,13 +498,17 @@ class JobService:
                         await repo.lock_owner(caller.owner_id)
                         within_quota(caller, *await repo.usage(caller.owner_id), job.input_size)
                     await complete(session, job)
-                    await self.executor.record(session, job)
+                    await record_if_queued(self.executor, session, job)
                     await repo.add(job)
             except asyncio.CancelledError:
                 raise  # the commit may have happened: the orphan sweep judges the input
             except BaseException:
                 await self.storage.delete(key)
+                if reused is not None:
+                    await self.storage.delete(reused)
                 raise
         finally:
             self.storing.discard(key)
+            if reused is not None:
+                self.storing.discard(reused)
         return job

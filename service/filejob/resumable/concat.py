@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filejob.auth.principal import Principal
 from filejob.jobs.admission import JobRequest
+from filejob.jobs.idempotency import Claim, complete_upload
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.service import new_job_id
 from filejob.resumable.completion import spared
@@ -50,8 +51,10 @@ async def concatenate(
     filename: str | None,
     content_type: str | None,
     metadata: str | None,
+    claim: Claim | None = None,
 ) -> ResumableUpload:
-    """The final upload made of `part_ids`, complete, with its job."""
+    """The final upload made of `part_ids`, complete, with its job; `claim` (an
+    Idempotency-Key) completed with its row."""
     if not part_ids or len(part_ids) > MAX_PARTS or len(set(part_ids)) != len(part_ids):
         raise InvalidConcat(f"A final upload names 1 to {MAX_PARTS} distinct partial uploads.")
     uploads.check_job(request, caller)
@@ -87,7 +90,7 @@ async def concatenate(
         # Copying the parts can outlast their lease: renewed until the commit, a part cannot
         # be taken, deleted or swept meanwhile.
         async with kept_alive(uploads.db, part_ids, token):
-            job, finished = await _make_job(uploads, caller, final, parts, request, token)
+            job, finished = await _make_job(uploads, caller, final, parts, request, token, claim)
     except BaseException:
         await asyncio.shield(_release(uploads, part_ids, token))
         raise
@@ -126,6 +129,7 @@ async def _make_job(
     parts: list[tuple[str, int]],
     request: JobRequest,
     token: str,
+    claim: Claim | None,
 ) -> tuple[Job, FinishedBytes]:
     finished = await uploads.files.concatenate(final.id, parts)
     incoming = FinishedFile(finished.spool, final.filename, final.content_type)
@@ -137,6 +141,8 @@ async def _make_job(
             raise UploadLocked("A partial upload was taken by another request.")
         final.job_id = job.id
         await repo.add(final)
+        if claim is not None:
+            await complete_upload(session, claim, final.id)
         session.expunge(final)
 
     try:

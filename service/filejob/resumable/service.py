@@ -16,6 +16,7 @@ from filejob.auth.principal import Principal
 from filejob.config import Settings
 from filejob.errors import EmptyFile, PayloadTooLarge
 from filejob.jobs.admission import JobRequest, within_quota
+from filejob.jobs.idempotency import Claim, complete_upload
 from filejob.jobs.model import utcnow
 from filejob.jobs.repository import JobRepository
 from filejob.jobs.service import JobService, new_job_id
@@ -74,12 +75,14 @@ class ResumableUploads:
         content_type: str | None = None,
         metadata: str | None = None,
         partial: bool = False,
+        claim: Claim | None = None,
     ) -> ResumableUpload:
         """A new upload of `length` bytes (None: deferred), if its job would be accepted: the
         same checks, and the same answers, as `POST /v1/jobs` before a byte is sent (known
         processor, valid params, allowed callback, size, the caller's quota: stored bytes plus
         the uploads in progress plus `length`). A `partial` upload (concatenation) has no job
-        of its own: the final upload made of it does."""
+        of its own: the final upload made of it does. `claim`: the request's Idempotency-Key,
+        completed with the upload's row."""
         if not partial:
             self.check_job(request, caller)
         if length is not None:
@@ -106,6 +109,8 @@ class ResumableUploads:
             async with self.db.write() as session:
                 await self.within_quota(session, caller, length or 0)
                 await UploadRepository(session).add(upload)
+                if claim is not None:
+                    await complete_upload(session, claim, upload.id)
                 session.expunge(upload)
         except BaseException:
             await anyio.to_thread.run_sync(self.files.remove, upload.id)
@@ -198,8 +203,10 @@ class ResumableUploads:
         filename: str | None = None,
         content_type: str | None = None,
         metadata: str | None = None,
+        claim: Claim | None = None,
     ) -> ResumableUpload:
-        """A final upload made of finished partial uploads, with its job (see concat.py)."""
+        """A final upload made of finished partial uploads, with its job (see concat.py);
+        `claim` as for `create`."""
         return await concatenate(
             self,
             caller,
@@ -208,6 +215,7 @@ class ResumableUploads:
             filename=filename,
             content_type=content_type,
             metadata=metadata,
+            claim=claim,
         )
 
     # -- terminate --------------------------------------------------------------------------

@@ -66,6 +66,12 @@ class Storage(Protocol):
 
     async def stat(self, key: str) -> BlobInfo | None: ...
 
+    async def copy(self, source: str, key: str, size: int) -> None:
+        """The blob `source` (of `size` bytes) also under `key`, as a blob of its own (deleting
+        either leaves the other), without passing its bytes through this process where the
+        backend can; raises `BlobNotFound` if `source` is gone."""
+        ...
+
     async def delete(self, key: str) -> bool:
         """Remove the blob; True if it existed. Open readers keep reading."""
         ...

@@ -91,6 +91,12 @@ class MemoryStorage:
         blob = self.blobs.get(key)
         return None if blob is None else blob.info(key)
 
+    async def copy(self, source: str, key: str, size: int) -> None:
+        blob = self.blobs.get(source)
+        if blob is None:
+            raise BlobNotFound(source)
+        self.blobs[key] = _Blob(blob.data, blob.modified)
+
     async def delete(self, key: str) -> bool:
         return self.blobs.pop(key, None) is not None
 

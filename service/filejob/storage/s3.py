@@ -289,7 +289,10 @@ class S3Storage:
     async def copy(self, source: str, key: str, size: int) -> None:
         """The object `source` (of `size` bytes) copied to `key`, server-side."""
         if size <= MAX_COPY_PART or self.parts is None:
-            await obstore.copy_async(self.store, source, key)
+            try:
+                await obstore.copy_async(self.store, source, key)
+            except FileNotFoundError:  # obstore's NotFoundError
+                raise BlobNotFound(source) from None
             return
         await anyio.to_thread.run_sync(self._copy_in_parts, self.parts, source, key, size)
 

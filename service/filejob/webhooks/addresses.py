@@ -1,203 +1,66 @@
-"""The SSRF guard: callback URLs may only reach public addresses.
+"""The SSRF guard of callback URLs: they may only reach public addresses.
 
-A URL is checked twice: when the job is submitted (its syntax, and a host that is an address
-literal or `localhost`), and at every delivery, where the host is resolved and each address
-checked, and the connection then goes to the vetted address itself, so a DNS answer that
-changes in between (DNS rebinding) cannot redirect it.
-
-The host is judged as it will be looked up, never as it was spelled: UTS #46 maps look-alikes
-(`ⓛⓞⓒⓐⓛⓗⓞⓢⓣ`, full-width digits, ideographic full stops) to the name they spell, a
-fully qualified name loses its trailing dot, and what is left is the ASCII name that DNS, the
-`Host` header and TLS SNI all use. A host that has no such name is not a valid URL.
+The rules are the shared guard's (`filejob.untrusted.destinations`, the imports' too): a
+callback URL is checked when the job is submitted (its syntax, and a host that is an address
+literal or `localhost`), and at every delivery, where the host is resolved, each address
+checked, and the connection then goes to the vetted address itself. Here its refusals become
+the callback's errors: `invalid_callback_url` and `callback_url_forbidden`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import socket
-from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
-
-import anyio
-import idna
+import anyio  # noqa: F401 (tests replace `addresses.anyio.getaddrinfo`, the resolver used)
 
 from filejob.errors import CallbackForbidden, InvalidCallbackUrl
-
-MAX_URL_LENGTH = 2048
-MAX_NAME_LENGTH = 253  # RFC 1035, without the trailing dot
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# IPv6 forms whose last 32 bits are an IPv4 address that something on the way may dial.
-_LOW_32_BITS_IPV4 = (
-    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (RFC 4291, deprecated; Linux sit0)
-    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (SIIT, RFC 2765)
-    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64 well-known prefix (RFC 6052)
+from filejob.untrusted import destinations
+from filejob.untrusted.destinations import (
+    MAX_URL_LENGTH,
+    Destination,
+    DestinationForbidden,
+    DestinationInvalid,
+    embedded_ipv4,
+    is_public,
 )
-# NAT64 local-use prefix (RFC 8215): the operator's own translators, with any prefix length
-# inside it, so where the IPv4 address sits is unknown; none of it is public.
-_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
-# An ASCII label as resolvers take it: letters, digits, hyphens and the underscore that some
-# served names carry (IDNA 2008 would refuse it; DNS and browsers do not).
-_ASCII_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
 
+__all__ = [
+    "MAX_URL_LENGTH",
+    "CallbackTarget",
+    "embedded_ipv4",
+    "is_public",
+    "normalise_host",
+    "parse_callback_url",
+    "resolve_public",
+]
 
-def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
-    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, IPv4-compatible,
-    IPv4-translated, NAT64 (64:ff9b::/96), 6to4 (2002::/16), and Teredo's server and client."""
-    if isinstance(address, ipaddress.IPv4Address):
-        return []
-    found: list[ipaddress.IPv4Address] = []
-    if address.ipv4_mapped is not None:
-        found.append(address.ipv4_mapped)
-    if any(address in network for network in _LOW_32_BITS_IPV4):
-        found.append(ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF))
-    if address.sixtofour is not None:
-        found.append(address.sixtofour)
-    if address.teredo is not None:
-        found.extend(address.teredo)
-    return found
+NAME = "callback_url"
 
-
-def is_public(address: IPAddress) -> bool:
-    """Globally routable unicast: not loopback, private, link-local, CGNAT, reserved,
-    multicast or unspecified; an IPv6 address only if every IPv4 address it embeds is too (a
-    NAT64 translator or a tunnel on the way would dial that one)."""
-    if isinstance(address, ipaddress.IPv4Address):
-        return _is_global(address)
-    if address in _NAT64_LOCAL_USE:
-        return False
-    # An IPv4-mapped address is only a spelling of its IPv4 address: judged as that alone (the
-    # stdlib's verdict on the IPv6 form has changed between Python releases).
-    if address.ipv4_mapped is None and not _is_global(address):
-        return False
-    return all(_is_global(ipv4) for ipv4 in embedded_ipv4(address))
-
-
-def _is_global(address: IPAddress) -> bool:
-    return address.is_global and not address.is_multicast
-
-
-@dataclass(frozen=True)
-class CallbackTarget:
-    """A vetted callback URL: `host` is the normalised ASCII name (or the address, without
-    brackets) that is resolved, sent as `Host` and used for TLS SNI."""
-
-    url: SplitResult
-    host: str
-    port: int
-
-    @property
-    def authority(self) -> str:
-        """The `Host` header: the normalised host, with the port if the URL names one."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.url.port is None else f"{host}:{self.url.port}"
+# A vetted callback URL (see `Destination`).
+CallbackTarget = Destination
 
 
 def parse_callback_url(raw: str, *, allow_private: bool) -> CallbackTarget:
     """Validate a callback URL's form and normalise its host; refuse a host that is plainly
     not public (by its normalised name, or an address literal in any of its spellings)."""
-    if len(raw) > MAX_URL_LENGTH or any(ord(ch) < 33 or ord(ch) == 127 for ch in raw):
-        raise InvalidCallbackUrl(
-            f"callback_url must be at most {MAX_URL_LENGTH} characters, without spaces or "
-            "control characters."
-        )
     try:
-        url = urlsplit(raw)
-        port = url.port or (443 if url.scheme == "https" else 80)
-    except ValueError as exc:
-        raise InvalidCallbackUrl(f"callback_url is not a valid URL: {exc}.") from exc
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise InvalidCallbackUrl("callback_url must be an absolute http:// or https:// URL.")
-    if url.username or url.password:
-        raise InvalidCallbackUrl("callback_url must not carry credentials.")
-    if url.netloc.rpartition("@")[2].startswith("["):
-        host = url.hostname
-        try:
-            bracketed = ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise InvalidCallbackUrl("callback_url's [host] is not an IPv6 address.") from exc
-        if bracketed.scope_id:
-            # A zone names an interface of this machine: no part of a callback's address.
-            raise InvalidCallbackUrl("callback_url's IPv6 address must not carry a zone.")
-        literal: IPAddress | None = bracketed
-    else:
-        host = normalise_host(url.hostname)
-        literal = _literal(host)
-    if not allow_private:
-        if literal is None and (host == "localhost" or host.endswith(".localhost")):
-            raise CallbackForbidden("callback_url points at this machine.")
-        if literal is not None and not is_public(literal):
-            raise CallbackForbidden(f"callback_url points at a non-public address ({literal}).")
-    return CallbackTarget(url, host, port)
+        return destinations.parse_destination(raw, allow_private=allow_private, name=NAME)
+    except DestinationInvalid as exc:
+        raise InvalidCallbackUrl(str(exc)) from exc
+    except DestinationForbidden as exc:
+        raise CallbackForbidden(str(exc)) from exc
 
 
 def normalise_host(host: str) -> str:
-    """The ASCII name `host` is looked up as: UTS #46-mapped (case folded, look-alikes and
-    other full stops mapped, ignorable characters dropped), each non-ASCII label encoded as an
-    IDNA 2008 A-label, without the trailing dot of a fully qualified name."""
+    """The ASCII name `host` is looked up as (`destinations.normalise_host`)."""
     try:
-        labels = idna.uts46_remap(host, std3_rules=False).split(".")
-        if len(labels) > 1 and labels[-1] == "":
-            labels.pop()
-        name = ".".join(_ascii_label(label) for label in labels)
-    except UnicodeError as exc:  # idna.IDNAError is one
-        raise InvalidCallbackUrl(
-            f"callback_url's host is not a valid domain name ({exc})."
-        ) from exc
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidCallbackUrl(
-            f"callback_url's host is longer than the {MAX_NAME_LENGTH} characters DNS allows."
-        )
-    return name
-
-
-def _ascii_label(label: str) -> str:
-    if not label.isascii():
-        return idna.alabel(label).decode("ascii")
-    if label.startswith("xn--"):
-        idna.ulabel(label)  # only the canonical Punycode of a valid label, as IDNA 2008 says
-    if not _ASCII_LABEL.fullmatch(label):
-        raise idna.IDNAError(
-            f"label {label!r} is empty, longer than 63 characters, or has characters other "
-            "than letters, digits, '-' and '_'"
-        )
-    return label
+        return destinations.normalise_host(host, name=NAME)
+    except DestinationInvalid as exc:
+        raise InvalidCallbackUrl(str(exc)) from exc
 
 
 async def resolve_public(target: CallbackTarget, *, allow_private: bool) -> str:
     """An address to connect to for `target`; every address the name resolves to must be
-    public (unless `allow_private`), so one bad record cannot be picked by chance."""
-    literal = _literal(target.host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = await anyio.getaddrinfo(
-                target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-            )
-        except OSError as exc:
-            raise CallbackForbidden(f"{target.host} does not resolve: {exc}.") from exc
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    if not addresses:
-        raise CallbackForbidden(f"{target.host} does not resolve.")
-    if not allow_private:
-        for address in addresses:
-            if not is_public(address):
-                raise CallbackForbidden(
-                    f"{target.host} resolves to a non-public address ({address})."
-                )
-    return str(addresses[0])
-
-
-def _literal(host: str) -> IPAddress | None:
-    """The address a host names literally, including the shorthand forms (`127.1`,
-    `2130706433`, `0x7f.0.0.1`) that the C resolver also takes as addresses."""
+    public (unless `allow_private`). A name that does not resolve is refused too."""
     try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None
+        return await destinations.resolve_public(target, allow_private=allow_private)
+    except DestinationForbidden as exc:
+        raise CallbackForbidden(str(exc)) from exc

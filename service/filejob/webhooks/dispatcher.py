@@ -160,17 +160,15 @@ class WebhookDispatcher:
         except FilejobError as exc:  # an unencodable host too: it can never succeed
             raise _Refused(exc.detail) from exc
         body = self.render(job)
+        # Connect to the vetted address itself; Host and TLS SNI name the normalised host.
+        url, host, extensions = target.pinned(address)
         headers = {
             "Content-Type": "application/json",
             HEADER: sign(secret, body, int(time.time())),
             "Filejob-Event": f"job.{job.status.value}",
             "Filejob-Delivery": job.id,  # the same on every retry: receivers dedupe on it
-            "Host": target.authority,
+            **host,
         }
-        # Connect to the vetted address itself; Host and TLS SNI name the normalised host.
-        host = f"[{address}]" if ":" in address else address
-        url = target.url._replace(netloc=f"{host}:{target.port}").geturl()
-        extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
         request = self._client.build_request(
             "POST", url, content=body, headers=headers, extensions=extensions
         )

@@ -153,7 +153,7 @@ async def test_fast_polls_are_counted_under_the_routes_label(
 
 async def _insert(app: FastAPI, values: dict[str, Any]) -> None:
     async with app.state.services.jobs.db.write() as session:
-        session.add(Job(**values, owner_id=None, input_key=f"inputs/{values['id']}"))
+        session.add(Job(**values, owner_id=None))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

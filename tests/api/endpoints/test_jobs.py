@@ -23,6 +23,8 @@ JOB_FIELDS = {
     "processor",
     "params",
     "progress",
+    "phase",
+    "source",
     "attempts",
     "callback",
     "max_attempts",

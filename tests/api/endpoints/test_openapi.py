@@ -48,11 +48,16 @@ def schema_of(spec: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
 async def test_the_upload_form_is_typed_as_sent(client: httpx.AsyncClient) -> None:
     spec = await document(client)
     body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]
-    # The form first (a generated client's primary signature), then a raw body.
-    assert list(body["content"]) == ["multipart/form-data", "application/octet-stream"]
+    # The form first (a generated client's primary signature), then a raw body, then an
+    # import's fields as JSON.
+    assert list(body["content"]) == [
+        "multipart/form-data",
+        "application/octet-stream",
+        "application/json",
+    ]
     form = schema_of(spec, body["content"]["multipart/form-data"]["schema"])
     fields = form["properties"]
-    assert set(form["required"]) == {"file", "processor"}
+    assert set(form["required"]) == {"processor"}  # and `file` or `source_url`
     # A generator makes `file` a file to upload only with `format: binary`.
     assert fields["file"]["type"] == "string" and fields["file"]["format"] == "binary"
     assert fields["processor"] | {"minLength": 1} == fields["processor"]
@@ -67,6 +72,8 @@ async def test_the_upload_form_is_typed_as_sent(client: httpx.AsyncClient) -> No
         "timeout_seconds": "number",
         "callback_url": "string",
         "sha256": "string",
+        "source_url": "string",
+        "reuse": "boolean",
     }
     assert fields["max_attempts"]["minimum"] == 1
     assert fields["timeout_seconds"]["exclusiveMinimum"] == 0

@@ -55,6 +55,10 @@ BASE: dict[str, Any] = {
     "callback_attempts": 0,
     "callback_last_result": None,
     "callback_delivered_at": None,
+    "input_key": "inputs/x",
+    "source_url": None,
+    "fetched_bytes": None,
+    "source_size": None,
 }
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -79,6 +83,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "callback_delivered_at": datetime(2025, 1, 2, 3, 4, 8, tzinfo=UTC),
     },
     "callback pending": {"callback_url": "https://example.com/hook", "callback_attempts": None},
+    "import, fetching": {
+        "status": JobStatus.RUNNING,
+        "result_key": None,
+        "input_key": None,
+        "source_url": "https://example.com/in.bin",
+        "fetched_bytes": 1024,
+        "source_size": 4096,
+    },
+    "import, queued": {
+        "status": JobStatus.QUEUED,
+        "result_key": None,
+        "input_key": None,
+        "source_url": "https://example.com/in.bin",
+    },
+    "import, fetched": {"source_url": "https://example.com/in.bin", "fetched_bytes": 3},
 }
 
 

@@ -80,7 +80,7 @@ async def test_job_runs_in_background_and_succeeds(
 @pytest.mark.parametrize(
     ("fields", "files", "status", "code"),
     [
-        ({"processor": "checksum"}, None, 422, "validation_error"),  # no file field
+        ({"processor": "checksum"}, None, 422, "file_or_source_url"),  # no file field
         ({"processor": ""}, {"file": ("a.bin", b"x")}, 422, "validation_error"),
         ({}, {"file": ("a.bin", b"x")}, 422, "validation_error"),  # no processor
         ({"processor": "nope"}, {"file": ("a.bin", b"x")}, 422, "unknown_processor"),

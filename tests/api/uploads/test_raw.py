@@ -283,7 +283,7 @@ async def test_the_document_offers_the_raw_body_after_the_form(client: httpx.Asy
     spec = (await client.get("/openapi.json")).json()
     operation = spec["paths"][JOBS]["post"]
     content = operation["requestBody"]["content"]
-    assert list(content) == ["multipart/form-data", "application/octet-stream"]
+    assert list(content) == ["multipart/form-data", "application/octet-stream", "application/json"]
     assert content["application/octet-stream"]["schema"] == {"type": "string", "format": "binary"}
     form = spec["components"]["schemas"]["Body_submit_job"]["properties"]
     assert form["sha256"]["pattern"] == "^[0-9a-fA-F]{64}$"

@@ -19,10 +19,6 @@ import pytest
 from tests.support.relay import Relay
 from tests.support.servers import FILEJOB, LiveServer, start_server, stop_server
 
-# To enable once the server imports: POST /v1/jobs takes `source_url` in its form, but no
-# import policy is wired into the app yet (it answers 422 `source_url_refused`).
-pytestmark = pytest.mark.skip(reason="the server does not import from source_url yet")
-
 
 @pytest.fixture(scope="module")
 def importing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
@@ -78,6 +74,6 @@ def test_submit_url_imports_and_follows_the_job(
     imported = entries[1]["job"]
     assert imported["status"] == "succeeded"
     assert imported["input"]["sha256"] == hashlib.sha256(remote).hexdigest()
-    assert Path(entries[1]["output"]).exists()
+    assert (tmp_path / entries[1]["output"]).exists()
     assert relay.sent < 64 * 1024  # the CLI sent no file of the import: the server fetched it
     assert relay.requests.count("POST /v1/jobs") == 2

@@ -386,3 +386,41 @@ def _upload_streamed(base: str, path: Path, size: int) -> Any:
         )
         assert patched.status_code == 204, patched.text
     return _finished_job(base, f"{base}{url}")
+
+
+def test_tuspy_partial_uploads_joined_by_a_final_one(
+    server: Server, relay: Relay, tmp_path: Path
+) -> None:
+    """Concatenation with tuspy: each part a partial upload (`Upload-Concat: partial`), sent
+    with checksums, the first cut in its second PATCH and resumed; a final upload joins them
+    into the job."""
+    content = os.urandom(3 * CHUNK + 5)
+    urls = []
+    for index, part in enumerate((content[: 2 * CHUNK], content[2 * CHUNK :])):
+        path = tmp_path / f"part{index}.bin"
+        path.write_bytes(part)
+        partial = {"Upload-Concat": "partial"}
+        uploader = _uploader(
+            relay.url, path, partial, chunk_size=CHUNK, retries=5, upload_checksum=True
+        )
+        if index == 0:
+            uploader.upload(stop_at=CHUNK)  # one PATCH acknowledged
+            relay.cut_at = CHUNK // 2  # the next one is cut half-way
+        uploader.upload()
+        urls.append(uploader.url.removeprefix(relay.url))
+    # A checksummed request is kept only whole: the cut one was sent again, from the offset
+    # the one before it reached, not from zero.
+    assert relay.offsets[:3] == [0, CHUNK, CHUNK], relay.offsets
+    with httpx.Client(base_url=relay.url, timeout=30) as http:
+        final = http.post(
+            "/v1/uploads",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Concat": "final;" + " ".join(urls),
+                "Upload-Metadata": "processor " + base64.b64encode(b"checksum").decode(),
+            },
+        )
+    assert final.status_code == 201, final.text
+    job = _finished_job(relay.url, relay.url + final.headers["location"])
+    assert final.headers["link"] == f'</v1/jobs/{job["id"]}>; rel="monitor"'
+    assert job["input"]["sha256"] == hashlib.sha256(content).hexdigest()

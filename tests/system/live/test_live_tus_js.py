@@ -1,8 +1,9 @@
 """tus with the reference JavaScript client, tus-js-client 4 under Node, against `filejob serve`
-on SQLite and on PostgreSQL: an upload in chunks that becomes a job, an upload cut mid-PATCH by
-a relay that resumes, one sent as parallel partial uploads joined by a final one
-(concatenation), and one whose server is SIGKILLed mid-PATCH and restarted. (tus-js-client
-sends no Upload-Checksum: the checksum extension is tested with tuspy.)
+on SQLite, on PostgreSQL, and on PostgreSQL with S3 (SeaweedFS): an upload in chunks that
+becomes a job, an upload cut mid-PATCH by a relay that resumes, one sent as parallel partial
+uploads joined by a final one (concatenation), and one whose server is SIGKILLed mid-PATCH and
+restarted. (tus-js-client sends no Upload-Checksum: the checksum extension is tested with
+tuspy.)
 
 The client comes from the npm registry, installed once into a cache folder
 (`~/.cache/filejob-tests/npm`, or FILEJOB_TEST_NPM_CACHE); without node and npm the tests
@@ -15,15 +16,14 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.services import postgres_database
-from tests.system.live.test_live_tus import CHUNK, Relay, Server, _finished_job
+from tests.system.live.test_live_tus import CHUNK, Relay, Server, _finished_job, server
+
+__all__ = ["server"]  # a fixture (SQLite; PostgreSQL; PostgreSQL and S3), used by name
 
 SCRIPT = r"""
 const fs = require("fs");
@@ -69,19 +69,6 @@ def node_modules() -> Path:
             timeout=300,
         )
     return modules
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    """A live server of each database the uploads' leases and rows live in."""
-    with ExitStack() as stack:
-        env = {}
-        if request.param == "postgresql":
-            env["FILEJOB_DATABASE_URL"] = stack.enter_context(postgres_database())
-        live = Server(tmp_path / "data", tmp_path / "server.log", env)
-        live.start()
-        stack.callback(live.stop)
-        yield live
 
 
 def _node(

@@ -127,6 +127,7 @@ class UploadFields(BaseModel):
     max_attempts: int | None = Field(None, ge=1)
     timeout_seconds: float | None = Field(None, gt=0)
     callback_url: str | None = Field(None, max_length=2048)
+    reuse: bool = False
     filename: str | None = None
     filetype: str | None = Field(None, max_length=255)
 
@@ -164,6 +165,7 @@ def job_metadata(header: str | None) -> Metadata:
         fields.max_attempts,
         fields.timeout_seconds,
         fields.callback_url or None,
+        reuse=fields.reuse,
     )
     return Metadata(request, _display_name(fields.filename), _media_type(fields.filetype))
 

@@ -25,6 +25,7 @@ from filejob.api.problems import VALIDATION, error_problem, problems
 from filejob.api.tus import headers as tus
 from filejob.api.uploads.body import UploadPolicy, limited, read_error, refuse_when_disk_is_full
 from filejob.api.uploads.digests import sha256_of_repr_digest
+from filejob.api.uploads.keys import REPLAYED, claim_key, release_key
 from filejob.auth.principal import Principal
 from filejob.errors import (
     FilejobError,
@@ -34,6 +35,7 @@ from filejob.errors import (
     UnsupportedMediaType,
 )
 from filejob.jobs.admission import JobRequest
+from filejob.jobs.idempotency import Claim, IdempotencyKeys, upload_fingerprint
 from filejob.resumable.errors import InvalidConcat, UploadIsFinal
 from filejob.resumable.model import ResumableUpload
 from filejob.resumable.service import ResumableUploads
@@ -182,9 +184,40 @@ async def tus_options(request: Request) -> Response:
 async def create_upload(request: Request, caller: CallerDep, uploads: UploadsDep) -> Response:
     _refuse_while_draining(request)
     tus.require_version(request.headers)
+    claim = await claim_key(request, caller)
+    if claim is None:
+        return await _create(request, caller, uploads, None)
+    claim.fingerprint = upload_fingerprint(
+        {name: request.headers.get(name) for name in _SHAPING_HEADERS}
+    )
+    if not claim.owned:  # a repeat: the upload the first request made, as it is now
+        IdempotencyKeys.same_request(claim)
+        upload = await uploads.get(claim.upload_id or "", caller.owner_id)
+        location = {"Location": tus.upload_path(upload.id), REPLAYED: "true"}
+        return Response(status_code=201, headers={**location, **tus.described(upload)})
+    try:
+        return await _create(request, caller, uploads, claim)
+    except BaseException:
+        await release_key(request, claim)  # no-op once the upload's row has committed
+        raise
+
+
+# The headers that make a creation what it is: a repeat with the same key must send the same.
+_SHAPING_HEADERS = (
+    "upload-length",
+    "upload-defer-length",
+    "upload-metadata",
+    "upload-concat",
+    "repr-digest",
+)
+
+
+async def _create(
+    request: Request, caller: Principal, uploads: ResumableUploads, claim: Claim | None
+) -> Response:
     kind, part_ids = tus.concat(request.headers)
     if kind == "final":
-        return await _create_final(request, caller, uploads, part_ids)
+        return await _create_final(request, caller, uploads, part_ids, claim)
     length = tus.creation_length(request.headers)
     header = request.headers.get("upload-metadata")
     if kind == "partial":  # a part: its job is the final upload's
@@ -206,6 +239,7 @@ async def create_upload(request: Request, caller: CallerDep, uploads: UploadsDep
             content_type=meta.filetype,
             metadata=header,
             partial=kind == "partial",
+            claim=claim,
         )
     )
     location = {"Location": tus.upload_path(upload.id)}
@@ -219,7 +253,11 @@ async def create_upload(request: Request, caller: CallerDep, uploads: UploadsDep
 
 
 async def _create_final(
-    request: Request, caller: Principal, uploads: ResumableUploads, part_ids: list[str]
+    request: Request,
+    caller: Principal,
+    uploads: ResumableUploads,
+    part_ids: list[str],
+    claim: Claim | None,
 ) -> Response:
     """A final upload (concatenation): made whole of its parts at once, with its job."""
     if "upload-length" in request.headers:
@@ -237,6 +275,7 @@ async def _create_final(
             filename=meta.filename,
             content_type=meta.filetype,
             metadata=header,
+            claim=claim,
         )
     )
     request.app.state.services.metrics.uploaded.inc(upload.received)

@@ -10,12 +10,13 @@ The file's type is the Content-Type (a hint for sniffing, as a part's is; curl's
 `application/x-www-form-urlencoded` is no hint), its name the `filename` query parameter or
 else `Content-Disposition`'s (RFC 6266: `filename*` before `filename`), sanitised later like
 a part's name.
+
+An import (`?source_url=...`) has an empty body: then there is no file in the form, and the
+job's input is fetched from the URL. A body beside a `source_url` is a file all the same (the
+endpoint refuses the two together).
 """
 
 from __future__ import annotations
-
-from email.message import Message
-from email.utils import collapse_rfc2231_value
 
 from fastapi import Request
 from starlette.datastructures import FormData, Headers, UploadFile
@@ -31,6 +32,7 @@ from filejob.api.uploads.body import (
 )
 from filejob.api.uploads.pipeline import PipelinedUpload
 from filejob.errors import MalformedRequest, UnsupportedMediaType
+from filejob.untrusted.disposition import disposition_filename
 
 # The endpoint's fields, taken from the query string of a raw upload.
 FIELDS = (
@@ -41,10 +43,11 @@ FIELDS = (
     "timeout_seconds",
     "callback_url",
     "sha256",
+    "source_url",
+    "reuse",
 )
 FORM_TYPES = ("multipart/form-data",)
 NO_HINT = ("application/x-www-form-urlencoded",)  # what curl --data-binary says by default
-RFC_8187_CHARSETS = ("utf-8", "iso-8859-1")  # the ones every recipient knows; others: ignored
 
 
 def media_type(request: Request) -> str:
@@ -62,25 +65,7 @@ def filename_of(request: Request) -> str | None:
     named = request.query_params.get("filename")
     if named:
         return named
-    disposition = request.headers.get("content-disposition")
-    if not disposition:
-        return None
-    header = Message()
-    header["content-disposition"] = disposition
-    try:
-        params = header.get_params(header="content-disposition") or []
-    except Exception:  # a header email cannot read: as if it named nothing
-        return None
-    plain = extended = None
-    for key, value in params[1:]:
-        if key.lower() != "filename":
-            continue
-        if isinstance(value, tuple):  # filename*=charset'lang'percent-encoded (RFC 8187)
-            if (value[0] or "").lower() in RFC_8187_CHARSETS:
-                extended = collapse_rfc2231_value(value, errors="replace")
-        else:
-            plain = value
-    return extended or plain  # RFC 6266 §4.3: filename* wins where it is understood
+    return disposition_filename(request.headers.get("content-disposition"))
 
 
 async def parse_raw_body(request: Request, policy: UploadPolicy) -> FormData:
@@ -113,6 +98,9 @@ async def parse_raw_body(request: Request, policy: UploadPolicy) -> FormData:
         upload.file.close()  # the spool: whatever stopped the read, no file stays open
         raise
     items: list[tuple[str, str | UploadFile]] = [("file", upload)]
+    if upload.size == 0 and "source_url" in request.query_params:
+        upload.file.close()  # an import's empty body: no file
+        items = []
     items += [(name, value) for name in FIELDS for value in request.query_params.getlist(name)]
     return FormData(items)
 

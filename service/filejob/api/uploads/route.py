@@ -5,8 +5,9 @@ enforced from Content-Length before reading, and while streaming a body without 
 land in `UploadSpool`s (written once, hashed on the way, linkable into storage); and parsing
 errors become our own problem+json errors. FastAPI then finds the form already parsed on the
 request and validates the fields as usual. A body that is not a form, with the job's fields in
-the query string, is read by raw.py into the same form instead. Before any of it, the caller's
-`Idempotency-Key` is claimed (keys.py), and released if the request fails.
+the query string, is read by raw.py into the same form instead; a JSON object of fields (an
+import's) by json_body.py. Before any of it, the caller's `Idempotency-Key` is claimed
+(keys.py), and released if the request fails.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from filejob.api.uploads.body import (
     read_error,
     refuse_when_disk_is_full,
 )
+from filejob.api.uploads.json_body import is_json, parse_json_body
 from filejob.api.uploads.keys import claim_key, release_key
 from filejob.api.uploads.pipeline import PipelinedUpload
 from filejob.api.uploads.raw import is_raw, parse_raw_body
@@ -121,7 +123,8 @@ async def parse_upload_form(request: Request, policy: UploadPolicy) -> FormData:
     if content_type != b"multipart/form-data":
         raise UnsupportedMediaType(
             "An upload is a multipart/form-data body (a form that can carry a file), or the "
-            "file itself as the body with the fields in the query string (?processor=...); "
+            "file itself as the body with the fields in the query string (?processor=...), "
+            "or an import's fields as a JSON object (application/json); "
             f"this one is {content_type.decode('latin-1') or 'untyped'}.",
             accepted=["multipart/form-data"],
         )
@@ -200,9 +203,10 @@ async def _parse_and_handle(
 ) -> Response:
     policy = request.app.state.upload_policy
     raw = is_raw(request)
+    parse = parse_raw_body if raw else parse_json_body if is_json(request) else parse_upload_form
     # Starlette caches the parsed form here; FastAPI's request.form() then returns it (and
     # closes it when the request ends) instead of reading the consumed stream.
-    request._form = await (parse_raw_body if raw else parse_upload_form)(request, policy)
+    request._form = await parse(request, policy)
     try:
         return await handler(request)
     except RequestValidationError as exc:
