@@ -2,21 +2,27 @@
 tusd's s3store keeps them, with one difference: the offset is the database row's, not the
 bucket's, so the bucket must hold every acknowledged byte at every instant.
 
-Upload U's multipart upload is for the key `inputs/U`. Part n holds bytes [(n-1)·P, n·P) of
-the upload (P = `PART_BYTES`; part numbers follow from offsets, so no request lists parts);
-the bytes past the last whole part at offset r, `r mod P` of them, are the tail object
-`uploads/U/r`, written before the row says r and deleted only once it says more. A server
-killed at any instant leaves the acknowledged offset's bytes in the bucket; any server goes on
-from there (part_sink.py: a request's bytes, through a one-part buffer in a temp file).
+Upload U's multipart upload is for the key `uploads/U/object`. Part n holds bytes
+[(n-1)·P, n·P) of the upload (P = `PART_BYTES`; part numbers follow from offsets, so no
+request lists parts); the bytes past the last whole part at offset r, `r mod P` of them, are
+the tail object `uploads/U/r`, written before the row says r and deleted only once it says
+more. A server killed at any instant leaves the acknowledged offset's bytes in the bucket; any
+server goes on from there (part_sink.py: a request's bytes, through a one-part buffer in a
+temp file).
 
-The last byte: CompleteMultipartUpload makes `inputs/U` server-side, and storage places it as
-the job's input (`StoredObject`: no byte comes back through this server; a server-side copy
-while the job's id is not the upload's). The sha256 is the running one where this process saw
-every byte in order (digests.RunningHashes); else the object is read once to hash it: hashlib
-cannot hand its state to another server, and no part of a multipart upload in progress can be
-read. A job refused at the end, or a crash between completion and commit, leaves the object:
-the next use reopens the upload from it (a new multipart upload whose parts are copied from
-the object server-side; the tail is still there).
+Everything of U lives under `uploads/U/`, which the jobs' orphan sweep never lists (s3.py):
+only the uploads' own sweep judges it, by U's row. (Under `inputs/`, a completed object whose
+job is not committed yet, or a partial upload's waiting to be joined, would look like a job
+input without a job, and be swept.)
+
+The last byte: CompleteMultipartUpload makes `uploads/U/object` server-side, and storage
+places it as the job's input (`StoredObject`: no byte comes back through this server; a
+server-side copy, as the job's key is not the upload's). The sha256 is the running one where
+this process saw every byte in order (digests.RunningHashes); else the object is read once to
+hash it: hashlib cannot hand its state to another server, and no part of a multipart upload in
+progress can be read. A job refused at the end, or a crash between completion and commit,
+leaves the object: the next use reopens the upload from it (a new multipart upload whose
+parts are copied from the object server-side; the tail is still there).
 
 Concatenation: the partial uploads are completed, then copied part by part into the final one
 (UploadPartCopy) where each but the last holds at least a part's bytes (S3's rule for parts),
@@ -38,7 +44,6 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio.to_thread
 
 from filejob.errors import ServiceUnavailable
-from filejob.jobs.storage_keys import input_key
 from filejob.resumable.errors import UploadExpired
 from filejob.resumable.files import checked_id
 from filejob.resumable.part_sink import PART_BYTES, PartSink, tails_of
@@ -58,8 +63,9 @@ COPIES_AT_ONCE = 8
 
 
 def object_key(upload_id: str) -> str:
-    """The key of the upload's multipart upload: the one a job's input of its id has."""
-    return input_key(checked_id(upload_id))
+    """The key of the upload's multipart upload, in the upload's own area beside its tails
+    (a tail's name is its offset, so `object` is never one)."""
+    return f"{tails_of(checked_id(upload_id))}object"
 
 
 class MultipartStore:
@@ -131,8 +137,10 @@ class MultipartStore:
         key (blocking); True if a part was found uploaded twice with different bytes (the
         running sha256 may then not be the object's)."""
         key = object_key(upload_id)
-        etags, ambiguous = _chosen(self.parts.parts(key, multipart), length)
         try:
+            # Listing the parts of a multipart upload another server has just closed (this
+            # process's cached id is stale) fails as completing it would: a retry finds it.
+            etags, ambiguous = _chosen(self.parts.parts(key, multipart), length)
             self.parts.complete(key, multipart, etags)
         except MultipartGone:
             self.forget(upload_id)
@@ -197,8 +205,8 @@ class MultipartStore:
         return FinishedConcat(self, spool, parts)
 
     def remove(self, upload_id: str) -> None:
-        """Abort the upload's multipart upload, delete its tails. Not the object of its key:
-        that is a job's input, or a completion's leftover the jobs' orphan sweep removes."""
+        """Abort the upload's multipart upload, delete its tails and its completed object
+        (whose bytes are a job's input by now, or no longer wanted)."""
         key = object_key(upload_id)
         for pending in self.parts.pending(key):
             if pending.key == key:
@@ -208,9 +216,10 @@ class MultipartStore:
 
     def names_older_than(self, seconds: float) -> list[str]:
         cutoff = datetime.now(UTC) - timedelta(seconds=seconds)
-        objects = input_key("")
         names = {
-            p.key.removeprefix(objects) for p in self.parts.pending(objects) if p.initiated < cutoff
+            p.key.removeprefix(UPLOADS_AREA).split("/", 1)[0]
+            for p in self.parts.pending(UPLOADS_AREA)
+            if p.initiated < cutoff
         }
         names |= {
             key.removeprefix(UPLOADS_AREA).split("/", 1)[0]

@@ -141,6 +141,9 @@ class LocalStorage:
             raise BlobNotFound(source) from None
         with file:
             self.link_into_place(file, self.path_for(source), key)
+        # A second name of an old file looks old: the orphan sweep's grace, which spares a
+        # blob whose row may not be committed yet, goes by the time it was named.
+        os.utime(self.path_for(key))
 
     async def delete(self, key: str) -> bool:
         return await anyio.to_thread.run_sync(self._delete, key)

@@ -173,7 +173,9 @@ async def _write(
 @router.options("/", include_in_schema=False)
 @router.options("", summary="What this tus server supports", include_in_schema=False)
 async def tus_options(request: Request) -> Response:
-    max_size = str(request.app.state.upload_policy.max_file_bytes)
+    # The limit uploads are held to: the configured one, or the store's if lower (S3: as
+    # many parts as a multipart upload may have).
+    max_size = str((await get_uploads(request)).max_bytes)
     return Response(status_code=204, headers={**tus.discovery(), "Tus-Max-Size": max_size})
 
 

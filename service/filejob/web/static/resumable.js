@@ -95,8 +95,20 @@ function explain(error) {
   }
   const status = response.getStatus();
   if (status === 401) return { error: unauthorized(), resumable: true };
-  const resumable = [408, 409, 423, 429].includes(status) || status >= 500;
-  return { error: parseProblem(status, response.getBody() || ""), resumable };
+  const body = response.getBody() || "";
+  // `upload_interrupted` (400): a newer request for this upload (another tab, a retry) took
+  // over; the upload itself is fine, and must not be deleted.
+  const resumable =
+    [408, 409, 423, 429].includes(status) || status >= 500 || problemCode(body) === "upload_interrupted";
+  return { error: parseProblem(status, body), resumable };
+}
+
+function problemCode(body) {
+  try {
+    return JSON.parse(body).code || null;
+  } catch {
+    return null;
+  }
 }
 
 async function forgetStored(upload) {
