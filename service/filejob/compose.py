@@ -119,7 +119,7 @@ def job_runner(
         isolation=WorkerPool(
             at_once, Recycling(settings.isolation_max_jobs, settings.isolation_max_rss_growth)
         ),
-        imports=ImportPolicy.for_settings(settings),
+        imports=ImportPolicy.for_settings(settings, reserved=reserved_bytes),
     )
 
 

@@ -5,10 +5,13 @@ length), recording every request it gets."""
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import zstandard
 
 GATE_LIMIT = 30.0  # seconds a gated reply waits at most (a test that failed never opens it)
 
@@ -16,12 +19,14 @@ GATE_LIMIT = 30.0  # seconds a gated reply waits at most (a test that failed nev
 @dataclass(frozen=True)
 class File:
     """200 with `data`; without `length`, no Content-Length: the body ends when the
-    connection closes."""
+    connection closes. With `encoding`, that Content-Encoding is announced (`data` is sent as
+    given: the test codes it)."""
 
     data: bytes
     content_type: str = "application/octet-stream"
     disposition: str | None = None
     length: bool = True
+    encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,8 @@ def _answer(handler: BaseHTTPRequestHandler, reply: Reply | None) -> None:
     handler.send_header("Content-Type", reply.content_type)
     if reply.disposition is not None:
         handler.send_header("Content-Disposition", reply.disposition)
+    if reply.encoding is not None:
+        handler.send_header("Content-Encoding", reply.encoding)
     if reply.length:
         handler.send_header("Content-Length", str(len(reply.data)))
     else:
@@ -136,3 +143,17 @@ def _answer(handler: BaseHTTPRequestHandler, reply: Reply | None) -> None:
     handler.end_headers()
     for start in range(0, len(reply.data), 64 * 1024):
         handler.wfile.write(reply.data[start : start + 64 * 1024])
+
+
+def bomb(coding: str, size: int) -> bytes:
+    """`size` zero bytes coded as `coding` (`gzip` or `zstd`): a body of a few KiB that a
+    client decoding it would inflate to `size` bytes (made a MiB at a time, never whole)."""
+    piece = bytes(1024 * 1024)
+    if coding == "gzip":
+        gzip = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        coded = [gzip.compress(piece) for _ in range(size // len(piece))]
+        return b"".join([*coded, gzip.flush()])
+    assert coding == "zstd", coding
+    zstd = zstandard.ZstdCompressor().compressobj(size=size // len(piece) * len(piece))
+    coded = [zstd.compress(piece) for _ in range(size // len(piece))]
+    return b"".join([*coded, zstd.flush()])

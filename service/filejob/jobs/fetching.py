@@ -2,9 +2,10 @@
 
 The source streams (untrusted/downloads.py: every hop judged, every connection pinned) into a
 spool in storage's temp area, hashed on the way, bounded by the upload limit and by the
-owner's quota less what the owner stores (abandoned as soon as either is passed, before a
-byte when the announced length already does), while its progress is saved (`fetched_bytes`,
-`source_size`) and the stop signal and the attempt's deadline are watched. The file is then
+owner's quota less what the owner stores and its uploads in progress reserved (abandoned as
+soon as either is passed, before a byte when the announced length already does), while its
+progress is saved (`fetched_bytes`, `source_size`) and the stop signal and the attempt's
+deadline are watched. The file is then
 judged as an upload is (not empty, the sha256 the client sent, a type the processor takes),
 stored under the job's input key, and named by the row in one write fenced on the attempt,
 the quota checked again in its transaction. The attempt then reads the spool, still open, as
@@ -26,6 +27,7 @@ import anyio
 import anyio.to_thread
 
 from filejob.db.engine import Database
+from filejob.jobs.admission import no_reservations, usage_of
 from filejob.jobs.attempt import AttemptEnd, NotStarted, Raised, Stopped
 from filejob.jobs.control import StopReason, StopSignal
 from filejob.jobs.error_text import AttemptFiles
@@ -83,7 +85,7 @@ class _Transfer:
 @dataclass(frozen=True)
 class _Room:
     """How many bytes the fetch may bring: the upload limit, and the owner's quota less what
-    the owner stores (None: unlimited)."""
+    the owner stores and reserved (None: unlimited)."""
 
     limit: int
     quota: int | None
@@ -113,6 +115,7 @@ class InputFetcher:
         self.storage = storage
         self.policy = policy
         self.progress_interval = progress_interval
+        self.reserved = policy.reserved or no_reservations
         self.downloads = GuardedDownloads(policy.rules, timeout=policy.timeout)
 
     async def close(self) -> None:
@@ -149,7 +152,7 @@ class InputFetcher:
         quota_room = None
         if job.owner_quota_bytes is not None:
             async with self.db.read() as session:
-                _, stored = await JobRepository(session).usage(job.owner_id)
+                _, stored = await usage_of(JobRepository(session), self.reserved, job.owner_id)
             quota_room = job.owner_quota_bytes - stored
         return _Room(self.policy.max_bytes, job.owner_quota_bytes, quota_room)
 
@@ -267,7 +270,7 @@ class InputFetcher:
             repo = JobRepository(session)
             if job.owner_quota_bytes is not None:
                 await repo.lock_owner(job.owner_id)  # as concurrent submits do
-                _, stored = await repo.usage(job.owner_id)
+                _, stored = await usage_of(repo, self.reserved, job.owner_id)
                 room = _Room(
                     self.policy.max_bytes, job.owner_quota_bytes, job.owner_quota_bytes - stored
                 )

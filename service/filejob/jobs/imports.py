@@ -10,14 +10,16 @@ after the input was stored does not fetch again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any
 
 from filejob.config import MiB, Settings
 from filejob.errors import FilejobError
 from filejob.untrusted.destinations import Destination, DestinationForbidden, DestinationInvalid
-from filejob.untrusted.downloads import UrlRules
+from filejob.untrusted.downloads import UrlRules, name_in_url
 from filejob.untrusted.filenames import MAX_FILENAME_BYTES, sanitize_filename
+
+if TYPE_CHECKING:  # admission.py imports this module
+    from filejob.jobs.admission import ReservedBytes
 
 # An import's input before it is fetched: named after the URL (else this), of no known type.
 FALLBACK_NAME = "download"
@@ -42,16 +44,21 @@ class InputSourceConflict(FilejobError):
 class ImportPolicy:
     """What imports may do: which URLs (`rules`), how many bytes (`max_bytes`, the upload
     limit; the owner's quota bounds them too), how long a connect or a silence may last
-    (`timeout`; the whole fetch is part of the attempt's `timeout_seconds`)."""
+    (`timeout`; the whole fetch is part of the attempt's `timeout_seconds`). `reserved`: the
+    bytes an owner's uploads in progress reserved, which the fetch's quota counts as stored
+    (as `Admission`'s does; None: none are)."""
 
     rules: UrlRules
     max_bytes: int
     timeout: float = 30.0
     spool_memory_bytes: int = MiB
     max_filename_bytes: int = MAX_FILENAME_BYTES
+    reserved: ReservedBytes | None = None
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> ImportPolicy:
+    def for_settings(
+        cls, settings: Settings, *, reserved: ReservedBytes | None = None
+    ) -> ImportPolicy:
         return cls(
             UrlRules.of(
                 settings.import_allow,
@@ -62,6 +69,7 @@ class ImportPolicy:
             timeout=settings.import_timeout,
             spool_memory_bytes=settings.spool_memory_bytes,
             max_filename_bytes=settings.max_filename_length,
+            reserved=reserved,
         )
 
     def check(self, url: str) -> Destination:
@@ -78,8 +86,7 @@ class ImportPolicy:
 def pending_input(source_url: str, sha256: str, max_filename_bytes: int) -> dict[str, Any]:
     """A new import's input columns: none stored yet (`input_key` None), the name the URL's
     path suggests, no type known, size 0, and the sha256 its bytes must have ("" if none)."""
-    segment = urlsplit(source_url).path.rsplit("/", 1)[-1]
-    name = unquote(segment, errors="replace")
+    name = name_in_url(source_url)
     return {
         "source_url": source_url,
         "input_key": None,

@@ -9,7 +9,11 @@ redirect it.
 The host is judged as it will be looked up, never as it was spelled: UTS #46 maps look-alikes
 (`ⓛⓞⓒⓐⓛⓗⓞⓢⓣ`, full-width digits, ideographic full stops) to the name they spell, a
 fully qualified name loses its trailing dot, and what is left is the ASCII name that DNS, the
-`Host` header and TLS SNI all use. A host that has no such name is not a valid URL.
+`Host` header and TLS SNI all use. A host that has no such name is not a valid URL. The rest
+of the URL is judged as it will be requested too (`Destination.normalised`): the scheme's
+default port left out, the path never empty, its escaped unreserved characters and its dot
+segments resolved (RFC 3986, 6.2.2), so that no spelling of a URL escapes a pattern that
+another spelling of it matches.
 
 Refusals are plain exceptions (`DestinationInvalid`, `DestinationForbidden`) with a message
 naming the URL as the client knows it (`name`); each user turns them into its own errors.
@@ -29,6 +33,7 @@ import idna
 
 MAX_URL_LENGTH = 2048
 MAX_NAME_LENGTH = 253  # RFC 1035, without the trailing dot
+DEFAULT_PORTS = {"http": 80, "https": 443}
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # IPv6 forms whose last 32 bits are an IPv4 address that something on the way may dial.
@@ -43,6 +48,10 @@ _NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
 # An ASCII label as resolvers take it: letters, digits, hyphens and the underscore that some
 # served names carry (IDNA 2008 would refuse it; DNS and browsers do not).
 _ASCII_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)  # RFC 3986, 2.3: the same character, escaped or not
 
 
 class DestinationInvalid(ValueError):
@@ -97,7 +106,7 @@ def _is_global(address: IPAddress) -> bool:
 @dataclass(frozen=True)
 class Destination:
     """A vetted URL: `host` is the normalised ASCII name (or the address, without brackets)
-    that is resolved, sent as `Host` and used for TLS SNI."""
+    that is resolved, sent as `Host` and used for TLS SNI; `port` the one connected to."""
 
     url: SplitResult
     host: str
@@ -105,22 +114,29 @@ class Destination:
 
     @property
     def authority(self) -> str:
-        """The `Host` header: the normalised host, with the port if the URL names one."""
+        """The `Host` header: the normalised host, with the port unless it is the scheme's
+        default (as `https://a.example:443/` and `https://a.example/` are one URL)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.url.port is None else f"{host}:{self.url.port}"
+        return host if self.port == DEFAULT_PORTS[self.url.scheme] else f"{host}:{self.port}"
+
+    @property
+    def path(self) -> str:
+        """The path as it is requested (`normalise_path`)."""
+        return normalise_path(self.url.path)
 
     @property
     def normalised(self) -> str:
-        """The URL with its host as it is looked up (no fragment): what patterns are
-        matched against."""
-        return self.url._replace(netloc=self.authority, fragment="").geturl()
+        """The URL as it is requested, by its host's name: the normalised authority and
+        path, the query as sent, no fragment. What patterns are matched against."""
+        return self.url._replace(netloc=self.authority, path=self.path, fragment="").geturl()
 
     def pinned(self, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """What connects to the vetted `address` itself: the URL to request, the `Host`
-        header and the request extensions (TLS SNI, and so the certificate's name, is the
-        normalised host)."""
+        """What connects to the vetted `address` itself: the URL to request (the normalised
+        one's path and query), the `Host` header and the request extensions (TLS SNI, and so
+        the certificate's name, is the normalised host)."""
         host = f"[{address}]" if ":" in address else address
-        url = self.url._replace(netloc=f"{host}:{self.port}", fragment="").geturl()
+        netloc = f"{host}:{self.port}"
+        url = self.url._replace(netloc=netloc, path=self.path, fragment="").geturl()
         extensions = {"sni_hostname": self.host} if self.url.scheme == "https" else {}
         return url, {"Host": self.authority}, extensions
 
@@ -136,11 +152,14 @@ def parse_destination(raw: str, *, allow_private: bool, name: str) -> Destinatio
         )
     try:
         url = urlsplit(raw)
-        port = url.port or (443 if url.scheme == "https" else 80)
+        explicit = url.port  # a ValueError past 65535
     except ValueError as exc:
         raise DestinationInvalid(f"{name} is not a valid URL: {exc}.") from exc
-    if url.scheme not in ("http", "https") or not url.hostname:
+    if url.scheme not in DEFAULT_PORTS or not url.hostname:
         raise DestinationInvalid(f"{name} must be an absolute http:// or https:// URL.")
+    if explicit == 0:  # no port to connect to (a socket would pick one, httpx the default)
+        raise DestinationInvalid(f"{name}'s port must be between 1 and 65535.")
+    port = DEFAULT_PORTS[url.scheme] if explicit is None else explicit
     if url.username or url.password:
         raise DestinationInvalid(f"{name} must not carry credentials.")
     if url.netloc.rpartition("@")[2].startswith("["):
@@ -180,6 +199,29 @@ def normalise_host(host: str, *, name: str = "the URL") -> str:
             f"{name}'s host is longer than the {MAX_NAME_LENGTH} characters DNS allows."
         )
     return ascii_name
+
+
+def normalise_path(path: str) -> str:
+    """`path` as RFC 3986 (6.2.2) compares it, and as it is requested: escaped unreserved
+    characters unescaped (`%73` is `s`), other escapes in upper case, dot segments resolved
+    (section 5.2.4, as httpx does to what it sends), and `/` for none."""
+    unescaped = _ESCAPE.sub(_unescape_unreserved, path)
+    output: list[str] = []
+    segments = unescaped.split("/")
+    for segment in segments[1:]:  # an absolute path: the first is the empty one before "/"
+        if segment == "..":
+            if output:
+                output.pop()
+        elif segment != ".":
+            output.append(segment)
+    if segments[-1] in (".", ".."):
+        output.append("")  # "/a/b/.." is "/a/", a directory
+    return "/" + "/".join(output)
+
+
+def _unescape_unreserved(escape: re.Match[str]) -> str:
+    character = chr(int(escape[1], 16))
+    return character if character in _UNRESERVED else escape[0].upper()
 
 
 def _ascii_label(label: str) -> str:

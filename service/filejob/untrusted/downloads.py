@@ -5,7 +5,12 @@
 credentials, the allow and deny patterns, only public addresses unless private ones are
 allowed), its host resolved and every address vetted, and the connection made to the vetted
 address itself (`Destination.pinned`): neither a redirect nor a DNS answer that changes can
-lead the server anywhere it would have refused to go. No proxy from the environment is used.
+lead the server anywhere it would have refused to go. No proxy from the environment is used,
+and no connection serves two requests (`pinned_client`).
+
+The body is read as it arrives on the wire, never decoded: an answer with a `Content-Encoding`
+other than `identity` is refused (`source_encoding_unsupported`), as a few KiB of gzip or zstd
+could otherwise inflate to gigabytes in one chunk, before any limit could count it.
 
 Whatever fails is a `DownloadFailed` with a stable code and whether another try may succeed
 (`transient`: the network, a timeout, an overloaded origin), never an httpx exception.
@@ -23,6 +28,7 @@ import anyio
 import httpx
 
 from filejob.untrusted.boundary import parse_count
+from filejob.untrusted.connections import pinned_client
 from filejob.untrusted.destinations import (
     Destination,
     DestinationForbidden,
@@ -44,6 +50,7 @@ REFUSED = "source_url_refused"
 UNREACHABLE = "source_unreachable"
 TIMED_OUT = "source_timeout"
 HTTP_ERROR = "source_http_error"
+ENCODING_UNSUPPORTED = "source_encoding_unsupported"
 TOO_MANY_REDIRECTS = "too_many_redirects"
 
 
@@ -62,8 +69,8 @@ class DownloadFailed(Exception):
 class UrlRules:
     """Which URLs may be fetched: those `parse_destination` takes (with `allow_private`),
     that match none of `deny` and, when `allow` has any pattern, one of those. A pattern
-    matches the whole URL with its host normalised (`Destination.normalised`), as
-    `re.fullmatch` does; the path and query are as sent."""
+    matches the whole URL as it is requested (`Destination.normalised`: host, port and path
+    normalised, the query as sent), as `re.fullmatch` does."""
 
     allow: tuple[re.Pattern[str], ...] = ()
     deny: tuple[re.Pattern[str], ...] = ()
@@ -95,11 +102,8 @@ class Download:
 
     @property
     def length(self) -> int | None:
-        """The body's announced length, where it is the file's (no content coding)."""
-        headers = self.response.headers
-        if headers.get("content-encoding", "identity").strip().lower() != "identity":
-            return None
-        return parse_count(headers.get("content-length", "").strip())
+        """The body's announced length (the file's: a coded body is refused)."""
+        return parse_count(self.response.headers.get("content-length", "").strip())
 
     @property
     def content_type(self) -> str | None:
@@ -112,17 +116,21 @@ class Download:
         """The origin's name for the file: its `Content-Disposition`'s, else the URL's last
         path segment (untrusted: sanitised by whoever shows it)."""
         named = disposition_filename(self.response.headers.get("content-disposition"))
-        if named:
-            return named
-        segment = urlsplit(self.url).path.rsplit("/", 1)[-1]
-        return unquote(segment, errors="replace") or None
+        return named or name_in_url(self.url)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body, as it arrives (decoded, should the origin code it despite being asked
-        not to)."""
+        """The body, as it arrives: each chunk no larger than what one read of the
+        connection gave (the transfer coding undone, no content coding)."""
         with _network_errors(self.url):
-            async for chunk in self.response.aiter_bytes():
+            async for chunk in self.response.aiter_raw():
                 yield chunk
+
+
+def name_in_url(url: str) -> str | None:
+    """The file name a URL suggests: its path's last segment, unescaped (untrusted:
+    sanitised by whoever shows it); None if the path ends with `/`."""
+    segment = urlsplit(url).path.rsplit("/", 1)[-1]
+    return unquote(segment, errors="replace") or None
 
 
 class GuardedDownloads:
@@ -139,11 +147,9 @@ class GuardedDownloads:
     ) -> None:
         self.rules = rules
         self.max_redirects = max_redirects
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,  # each hop is judged here first
-            trust_env=False,  # no proxies from the environment: we vet the address ourselves
-            headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
+        # Redirects are not followed by the client: each hop is judged here first.
+        self._client = pinned_client(
+            timeout=timeout, headers={"User-Agent": user_agent, "Accept-Encoding": "identity"}
         )
 
     async def aclose(self) -> None:
@@ -171,6 +177,7 @@ class GuardedDownloads:
                     transient = status >= 500 or status in TRANSIENT_STATUSES
                     message = f"{url} answered {status} {response.reason_phrase}.".strip()
                     raise DownloadFailed(HTTP_ERROR, message, transient=transient)
+                await _refuse_coded(url, response)
                 return url, response
             location = response.headers.get("location")
             await response.aclose()
@@ -199,6 +206,23 @@ class GuardedDownloads:
             return await self._client.send(request, stream=True)
 
 
+async def _refuse_coded(url: str, response: httpx.Response) -> None:
+    """Refuse (and close) an answer whose body has a content coding: it was asked for
+    `identity`, and the file is what the origin stores, not what it would inflate to."""
+    codings = [
+        coding.strip().lower()
+        for coding in response.headers.get_list("content-encoding", split_commas=True)
+    ]
+    coded = [coding for coding in codings if coding and coding != "identity"]
+    if coded:
+        await response.aclose()
+        message = (
+            f"{url} sent its body with Content-Encoding {', '.join(coded)}; only an uncoded "
+            "body (identity) is taken."
+        )
+        raise DownloadFailed(ENCODING_UNSUPPORTED, message)
+
+
 @contextlib.contextmanager
 def _network_errors(url: str) -> Iterator[None]:
     """httpx's errors as `DownloadFailed`, naming `url` (never the pinned address's URL)."""
@@ -209,8 +233,6 @@ def _network_errors(url: str) -> Iterator[None]:
     except httpx.TransportError as exc:  # refused, reset, cut short, TLS
         message = f"{url} could not be fetched ({_kind(exc)})."
         raise DownloadFailed(UNREACHABLE, message, transient=True) from exc
-    except httpx.DecodingError as exc:
-        raise DownloadFailed(HTTP_ERROR, f"{url} sent a body it had coded wrongly.") from exc
 
 
 def _kind(exc: Exception) -> str:

@@ -25,6 +25,7 @@ from filejob.db.engine import Database
 from filejob.errors import FilejobError
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.states import CallbackState
+from filejob.untrusted.connections import pinned_client
 from filejob.webhooks.addresses import parse_callback_url, resolve_public
 from filejob.webhooks.repository import CallbackRepository
 from filejob.webhooks.signature import HEADER, sign
@@ -55,11 +56,9 @@ class WebhookDispatcher:
         self.db = db
         self.render = render
         self.policy = policy
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(policy.timeout),
-            follow_redirects=False,  # a redirect could lead anywhere: it counts as a failure
-            trust_env=False,  # no proxies from the environment: we vet the address ourselves
-            headers={"User-Agent": "filejob-webhooks/1"},
+        # A redirect could lead anywhere: it is not followed, and counts as a failure.
+        self._client = pinned_client(
+            timeout=policy.timeout, headers={"User-Agent": "filejob-webhooks/1"}
         )
         self._limiter = anyio.CapacityLimiter(PARALLEL_DELIVERIES)
 

@@ -1,6 +1,8 @@
-"""What bounds a fetch: FILEJOB_MAX_UPLOAD_BYTES and the owner's storage quota, judged from
-the announced length before a byte is read and while a body without one streams. Passing
-either fails the job at once (no retry), and leaves no stored input and no temp file.
+"""What bounds a fetch: FILEJOB_MAX_UPLOAD_BYTES and the owner's storage quota (less what the
+owner's uploads in progress reserved), judged from the announced length before a byte is read
+and while a body without one streams; and a body with a content coding, refused unread rather
+than inflated. Each fails the job at once (no retry), and leaves no stored input and no temp
+file.
 
 The origin holds the rest of its body at a gate that the test opens only once the job has
 failed: a fetch that read on past the bound (or waited for the body it was told the length
@@ -8,6 +10,7 @@ of) would never fail, and the test with it."""
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +24,7 @@ from filejob.config import Settings
 from tests.support.auth import SECRET, tenant
 from tests.support.imports import LIMIT, import_settings, post_import
 from tests.support.jobs import submit, wait_for_status
-from tests.support.origin import File, Gated, Origin
+from tests.support.origin import File, Gated, Origin, bomb
 from tests.support.snapshots import _open_tmp_files
 from tests.support.storage import assert_clean
 
@@ -77,6 +80,25 @@ async def test_a_source_over_the_upload_limit_fails_and_keeps_nothing(
     no_temp_files_open(settings)
 
 
+@pytest.mark.parametrize("coding", ["gzip", "zstd"])
+async def test_a_coded_source_fails_unread_however_far_it_would_inflate(
+    coding: str,
+    app: FastAPI,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    origin: Origin,
+    run_until_idle: RunUntilIdle,
+) -> None:
+    """A few KiB that inflate to 64 MiB (256 times the limit): a client that decoded them
+    would hold a chunk of that size before any limit could count it."""
+    url = origin.serve("/bomb.bin", File(bomb(coding, 64 * 1024 * 1024), encoding=coding))
+    job = await failed_with(client, run_until_idle, url, "source_encoding_unsupported")
+    assert f"Content-Encoding {coding}" in job["error"]["message"]
+    assert job["source"]["fetched_bytes"] == 0
+    await assert_clean(app)
+    no_temp_files_open(settings)
+
+
 async def test_a_source_of_exactly_the_limit_is_taken(
     client: httpx.AsyncClient, origin: Origin, run_until_idle: RunUntilIdle
 ) -> None:
@@ -123,3 +145,43 @@ class TestQuota:
             await alice.aclose()
         assert await app.state.services.jobs.storage.stat(f"inputs/{job['id']}") is None
         no_temp_files_open(settings)
+
+
+class TestQuotaWithUploadsInProgress:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        """(The runner's import policy counts uploads in progress: compose.py gives it
+        `resumable.repository.reserved_bytes`.)"""
+        return import_settings(auth="required", secret_key=SECRET)
+
+    @pytest.mark.parametrize("announced", [True, False], ids=["content-length", "streamed"])
+    async def test_bytes_reserved_by_uploads_in_progress_count_as_stored(
+        self,
+        announced: bool,
+        app: FastAPI,
+        settings: Settings,
+        origin: Origin,
+        run_until_idle: RunUntilIdle,
+    ) -> None:
+        alice = await tenant(app, "alice", max_storage_bytes=100_000)
+        try:
+            # A tus upload of 70,000 bytes under way: 30,000 bytes of the quota left.
+            created = await alice.post("/v1/uploads", headers=tus_creation(70_000))
+            assert created.status_code == 201, created.text
+            url = origin.serve("/reserved", File(data(50_000), length=announced))
+            job = await failed_with(alice, run_until_idle, url, "quota_exceeded")
+        finally:
+            await alice.aclose()
+        assert "more than the 30000 bytes left" in job["error"]["message"]
+        assert await app.state.services.jobs.storage.stat(f"inputs/{job['id']}") is None
+        no_temp_files_open(settings)
+
+
+def tus_creation(length: int) -> dict[str, str]:
+    """The headers of a tus creation request (`POST /v1/uploads`) of `length` bytes."""
+    processor = base64.b64encode(b"checksum").decode()
+    return {
+        "Tus-Resumable": "1.0.0",
+        "Upload-Length": str(length),
+        "Upload-Metadata": f"processor {processor}",
+    }

@@ -129,7 +129,11 @@ class TestPrivateAddresses:
 class TestDenyPatterns:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, Any]:
-        deny = [r"https?://denied\.example(:\d+)?/.*", r".*/secret/.*"]
+        deny = [
+            r"https?://denied\.example(:\d+)?/.*",
+            r".*/secret/.*",
+            r"https://secret\.example\.com/.*",  # no port: the default one is no other URL
+        ]
         return import_settings(import_deny=deny)
 
     @pytest.fixture(autouse=True)
@@ -144,6 +148,35 @@ class TestDenyPatterns:
     ) -> None:
         response = await post_import(client, url.format(origin=origin.url, port=origin.port))
         assert_problem(response, 422, "source_url_refused")
+        assert await job_rows(app) == 0
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://secret.example.com:443/x",  # the scheme's default port, spelled out
+            "HTTPS://Secret.Example.COM:443/x",
+            "http://denied.example",  # no path: the path is "/"
+            "http://denied.example?dump=1",  # a query without a path
+            "http://denied.example:80",
+            "{origin}/%73ecret/file",  # an escaped unreserved character is that character
+        ],
+    )
+    async def test_every_spelling_of_a_denied_url_is_refused(
+        self, url: str, app: FastAPI, client: httpx.AsyncClient, origin: Origin
+    ) -> None:
+        origin.serve("/secret/file", File(DATA))
+        response = await post_import(client, url.format(origin=origin.url))
+        assert_problem(response, 422, "source_url_refused")
+        assert await job_rows(app) == 0
+        assert origin.requests == []
+
+    @pytest.mark.parametrize(
+        "url", ["http://other.example:0/file", "https://other.example:0", "http://a.example:65536/"]
+    )
+    async def test_a_port_outside_1_to_65535_is_invalid(
+        self, url: str, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        assert_problem(await post_import(client, url), 422, "invalid_source_url")
         assert await job_rows(app) == 0
 
     async def test_a_redirect_to_a_denied_host_fails_the_job(
@@ -181,6 +214,16 @@ class TestAllowPatterns:
         taken = await post_import(client, origin.serve("/public/file", File(DATA)))
         job = await settled(client, run_until_idle, taken.json()["id"])
         assert job["status"] == "succeeded", job["error"]
+
+    @pytest.mark.parametrize("path", ["/public/../private/file", "/public/%2E%2e/private/file"])
+    async def test_a_path_that_leads_out_of_the_allowed_ones_is_refused(
+        self, path: str, app: FastAPI, client: httpx.AsyncClient, origin: Origin
+    ) -> None:
+        """Its dot segments are resolved before it is judged, as they are before it is sent:
+        what is judged is `/private/file`."""
+        origin.serve("/private/file", File(DATA))
+        assert_problem(await post_import(client, origin.url + path), 422, "source_url_refused")
+        assert await job_rows(app) == 0
 
     async def test_a_redirect_out_of_the_allowed_urls_fails_the_job(
         self, client: httpx.AsyncClient, origin: Origin, run_until_idle: RunUntilIdle
