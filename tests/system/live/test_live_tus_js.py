@@ -34,7 +34,8 @@ const upload = new tus.Upload(fs.createReadStream(path), {
   endpoint,
   chunkSize: Number(chunkSize) || Infinity,
   parallelUploads: Number(parallel) || 1,
-  retryDelays: [0, 200, 500, 1000, 2000, 4000],
+  // About a minute in all: a killed server's restart can take many seconds on a loaded machine.
+  retryDelays: [0, 200, 500, 1000, 2000, 4000, 8000, 8000, 8000, 8000, 8000, 8000],
   metadata: { filename: "input.bin", filetype: "application/octet-stream", processor: "checksum" },
   onAfterResponse(req, res) {
     const header = res.getHeader("Link");
