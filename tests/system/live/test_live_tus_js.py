@@ -1,5 +1,5 @@
 """tus with the reference JavaScript client, tus-js-client 4 under Node, against `filejob serve`
-on SQLite, on PostgreSQL, and on PostgreSQL with S3 (SeaweedFS): an upload in chunks that
+on SQLite with local storage and on PostgreSQL with S3 (SeaweedFS): an upload in chunks that
 becomes a job, an upload cut mid-PATCH by a relay that resumes, one sent as parallel partial
 uploads joined by a final one (concatenation), and one whose server is SIGKILLed mid-PATCH and
 restarted. (tus-js-client sends no Upload-Checksum: the checksum extension is tested with
@@ -23,7 +23,7 @@ import pytest
 
 from tests.system.live.test_live_tus import CHUNK, Relay, Server, _finished_job, server
 
-__all__ = ["server"]  # a fixture (SQLite; PostgreSQL; PostgreSQL and S3), used by name
+__all__ = ["server"]  # a fixture (SQLite; PostgreSQL and S3), used by name
 
 SCRIPT = r"""
 const fs = require("fs");
