@@ -89,7 +89,10 @@ function render() {
   $(".pager").hidden = state.page === 0 && !state.next;
 }
 
+let loads = 0; // the latest load's number: an earlier one answering late is dropped
+
 export async function load() {
+  const mine = ++loads;
   const { status, processor } = filters();
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (status) query.set("status", status);
@@ -100,9 +103,12 @@ export async function load() {
   try {
     answer = await api(`/v1/jobs?${query}`);
   } catch (error) {
-    notice(error.message);
+    if (mine === loads) notice(error.message);
     return;
   }
+  // A newer load (another filter or page) was asked for meanwhile: its answer is the one
+  // to show, whichever comes last.
+  if (mine !== loads) return;
   state.listing = true; // the list's own jobs are drawn below, not inserted one by one
   for (const job of answer.items) store.put(job);
   state.listing = false;
