@@ -37,6 +37,7 @@ JOB_FIELDS = {
     "error",
     "input",
     "result",
+    "results",
 }
 
 
