@@ -68,10 +68,6 @@ class JobNotFound(FilejobError):
     code, status, title = "job_not_found", 404, "Job not found"
 
 
-class ResultNotFound(FilejobError):
-    code, status, title = "result_not_found", 404, "Result not found"
-
-
 class ResultNotReady(FilejobError):
     code, status, title = "result_not_ready", 409, "Result not ready"
 

@@ -96,9 +96,7 @@ class Job:
         """Validate params as the API would, run, and check the streams were left alone."""
         model: BaseModel = processor.Params.model_validate(params)
         try:
-            described = processor.run(self.ctx, model)
-            assert described is not None, "a processor run here describes ctx.output"
-            return described
+            return processor.run(self.ctx, model)
         finally:
             assert not self.input.closed, "processor closed ctx.input"
             assert self.output.close_calls == 0, "processor closed ctx.output"

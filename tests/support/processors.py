@@ -9,9 +9,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -255,60 +253,6 @@ class LeakyChild(Leaky):
     isolation = "process"
 
 
-class SplitParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    parts: int = Field(3, ge=1, le=100)
-    emit_only: bool = False  # run() returns None: every result is emitted
-    fail_once: str | None = None  # a marker file: the first run emits, then fails retryably
-    threads: bool = False  # emit from threads of its own (in any order)
-
-
-class Split(Processor[SplitParams]):
-    """Several results: `ctx.output` gets a copy of the input (`whole.bin`, unless
-    `emit_only`) and each of `parts` slices of it is emitted (`part-1.txt`...), all written as
-    the input streams by, a chunk at a time."""
-
-    name = "split"
-    description = "Test processor: a copy of the input, and its slices as further results."
-    Params = SplitParams
-
-    def run(self, ctx: ProcessorContext, params: SplitParams) -> Output | None:
-        slice_size = max(1, -(-ctx.input_size // params.parts))
-
-        def emit(n: int) -> BinaryIO:
-            return ctx.emit(f"part-{n + 1}.txt", "text/plain")
-
-        if params.threads:
-            with ThreadPoolExecutor(4) as pool:
-                parts = list(pool.map(emit, range(params.parts)))
-        else:
-            parts = [emit(n) for n in range(params.parts)]
-        offset = 0
-        for chunk in ctx.chunks(256 * 1024):
-            if not params.emit_only:
-                ctx.output.write(chunk)
-            view = memoryview(chunk)
-            while view:
-                index = min(offset // slice_size, params.parts - 1)
-                room = (index + 1) * slice_size - offset if index < params.parts - 1 else len(view)
-                with parts[index] as part:  # closing is optional: the runner closes them
-                    part.write(view[:room])
-                offset += len(view[:room])
-                view = view[room:]
-        if params.fail_once is not None and not Path(params.fail_once).exists():
-            Path(params.fail_once).write_text("failed once")
-            raise RetryableError("the first run fails after emitting", code="split_retry")
-        return None if params.emit_only else Output("whole.bin", "application/octet-stream")
-
-
-class SplitChild(Split):
-    """`split` in a child process of its own."""
-
-    name = "split-child"
-    description = "Test processor: `split` in a child process."
-    isolation = "process"
-
-
 def test_registry() -> ProcessorRegistry:
     """The built-in processors and all of the above: what the tests' apps and workers offer."""
     return ProcessorRegistry(
@@ -325,8 +269,6 @@ def test_registry() -> ProcessorRegistry:
             Straggler(),
             Leaky(),
             LeakyChild(),
-            Split(),
-            SplitChild(),
         ]
     )
 

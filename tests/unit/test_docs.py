@@ -84,38 +84,6 @@ def test_the_processor_example_runs() -> None:
     assert progress[-1] == 1.0
 
 
-def test_the_several_results_example_runs() -> None:
-    block = marked_block(DOCS / "processors.md", "emit-example")
-    code = block.split("```python\n", 1)[1].rsplit("```", 1)[0]
-    namespace: dict[str, Any] = {}
-    exec(compile(code, "docs/processors.md", "exec"), namespace)
-    split_lines = namespace["SplitLines"]
-    emitted: list[tuple[str, str, io.BytesIO]] = []
-
-    def emitter(filename: str, content_type: str) -> Any:
-        emitted.append((filename, content_type, io.BytesIO()))
-        return emitted[-1][2]
-
-    data = b"".join(b"line %d\n" % n for n in range(2500))
-    output = io.BytesIO()
-    ctx = ProcessorContext(
-        input=io.BytesIO(data),
-        input_size=len(data),
-        input_filename="notes.txt",
-        input_content_type="text/plain",
-        output=output,
-        emitter=emitter,
-    )
-    result = split_lines().run(ctx, split_lines.Params())
-    assert result == Output(filename="count.txt", content_type="text/plain")
-    assert output.getvalue() == b"2500 lines\n"
-    assert [(name, kind) for name, kind, _ in emitted] == [
-        (f"part-{n}.txt", "text/plain") for n in (1, 2, 3)
-    ]
-    assert b"".join(stream.getvalue() for *_, stream in emitted) == data
-    assert emitted[2][2].getvalue().count(b"\n") == 500
-
-
 # -- links ----------------------------------------------------------------------------------
 
 FENCE = re.compile(r"^```.*?^```", flags=re.M | re.S)

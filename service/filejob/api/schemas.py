@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
 
-from filejob.auth.links import LinkSigner, result_path, results_path
+from filejob.auth.links import LinkSigner, result_path
 from filejob.jobs.model import Job
 from filejob.jobs.repository import POLL_COLUMNS
 from filejob.jobs.states import CallbackState, JobStatus
@@ -49,24 +49,6 @@ class ResultOut(BaseModel):
         "without an API key until `url_expires_at`."
     )
     url_expires_at: datetime | None
-
-
-class ResultItemOut(BaseModel):
-    id: str = Field(description="The result's id, unique within its job.")
-    step: str | None = Field(description="The step that made it; null for a job without steps.")
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    url: str = Field(
-        description="Where to download it (`/v1/jobs/{id}/results/{result_id}`), relative to "
-        "the server: a signed link that works without an API key until `url_expires_at`."
-    )
-    url_expires_at: datetime | None
-
-
-class ResultList(BaseModel):
-    items: list[ResultItemOut]
 
 
 class CallbackOut(BaseModel):
@@ -116,13 +98,7 @@ class JobOut(BaseModel):
         description="For a job imported from a URL (`source_url`): where from, and how far "
         "the fetch has come; null for an uploaded file."
     )
-    result: ResultOut | None = Field(
-        description="The job's (first) result, once it succeeded; `results` lists them all."
-    )
-    results: list[ResultItemOut] = Field(
-        description="Every result of a succeeded job, in order (the first is `result`); "
-        "empty until it succeeds and once its files are removed."
-    )
+    result: ResultOut | None
     callback: CallbackOut | None
 
     @classmethod
@@ -144,10 +120,12 @@ def job_json(job: Mapping[str, Any], links: LinkSigner | None = None) -> bytes:
 def job_document(job: Mapping[str, Any], links: LinkSigner | None = None) -> dict[str, Any]:
     """JobOut's fields, in its order, from `repository.POLL_COLUMNS` by name: the one place a
     job's columns become its API document (`JobOut.of` validates it, `job_json` writes it)."""
-    result, results = None, []
+    result = None
     if job["status"] is JobStatus.SUCCEEDED and job["result_key"]:
-        url, expires_at = _link(result_path(job["id"]), links)
-        results = results_document(job, links)
+        url, expires_at = result_path(job["id"]), None
+        if links is not None:
+            link = links.result_link(job["id"])
+            url, expires_at = link.url, datetime.fromtimestamp(link.expires, UTC)
         result = {
             "filename": job["result_filename"] or "result",
             "content_type": job["result_content_type"] or "application/octet-stream",
@@ -203,37 +181,8 @@ def job_document(job: Mapping[str, Any], links: LinkSigner | None = None) -> dic
         },
         "source": source,
         "result": result,
-        "results": results,
         "callback": callback,
     }
-
-
-def results_document(job: Mapping[str, Any], links: LinkSigner | None) -> list[dict[str, Any]]:
-    """`ResultItemOut`s of a succeeded job (its `results` column), each with its link."""
-    documents = []
-    for entry in job["results"] or ():
-        url, expires_at = _link(results_path(job["id"], entry["id"]), links)
-        documents.append(
-            {
-                "id": entry["id"],
-                "step": entry["step"],
-                "filename": entry["filename"],
-                "content_type": entry["content_type"],
-                "size": entry["size"],
-                "sha256": entry["sha256"],
-                "url": url,
-                "url_expires_at": expires_at,
-            }
-        )
-    return documents
-
-
-def _link(path: str, links: LinkSigner | None) -> tuple[str, datetime | None]:
-    """A download's URL in a job's document: signed, when the server signs links."""
-    if links is None:
-        return path, None
-    link = links.link(path)
-    return link.url, datetime.fromtimestamp(link.expires, UTC)
 
 
 class JobList(BaseModel):

@@ -1,8 +1,7 @@
 """Signed, expiring result links: HMAC-SHA256 over method, path and expiry.
 
-A link is a capability: whoever holds it may download that one result (`/result`, or one of
-`/results/{id}`) until it expires, with no API key. Several secrets may be configured for
-rotation; the first signs, all verify.
+A link is a capability: whoever holds it may download that one result until it expires, with
+no API key. Several secrets may be configured for rotation; the first signs, all verify.
 """
 
 from __future__ import annotations
@@ -23,11 +22,6 @@ EXPIRY_GRANULARITY = 300
 
 def result_path(job_id: str) -> str:
     return f"/v1/jobs/{job_id}/result"
-
-
-def results_path(job_id: str, result_id: str) -> str:
-    """The path of one of a job's results (any of them: the first too)."""
-    return f"/v1/jobs/{job_id}/results/{result_id}"
 
 
 @dataclass(frozen=True)
@@ -51,30 +45,23 @@ class LinkSigner:
     def result_link(
         self, job_id: str, ttl: int | None = None, now: float | None = None
     ) -> SignedLink:
-        """A link to the job's result (`/result`)."""
-        return self.link(result_path(job_id), ttl, now)
-
-    def link(self, path: str, ttl: int | None = None, now: float | None = None) -> SignedLink:
-        """A link to the download at `path` (`result_path`, `results_path`)."""
         now = time.time() if now is None else now
-        if ttl is None:  # the job JSON's links: rounded, see EXPIRY_GRANULARITY
+        if ttl is None:  # the job JSON's link: rounded, see EXPIRY_GRANULARITY
             expires = math.ceil((now + self.default_ttl) / EXPIRY_GRANULARITY)
             expires *= EXPIRY_GRANULARITY
         else:
             expires = math.ceil(now + ttl)
+        path = result_path(job_id)
         sig = self._signature(self._secrets[0], "GET", path, expires)
         return SignedLink(f"{path}?expires={expires}&sig={sig}", expires)
 
     def verify(self, job_id: str, expires: str, sig: str, now: float | None = None) -> None:
         """Raise unless `sig` is a valid signature of the result link of `job_id` that has
         not expired. HEAD is allowed wherever GET is."""
-        self.verify_path(result_path(job_id), expires, sig, now)
-
-    def verify_path(self, path: str, expires: str, sig: str, now: float | None = None) -> None:
-        """As `verify`, for the link to the download at `path`."""
         when = parse_count(expires)
         if when is None or len(expires) > 12:
             raise InvalidSignature("The link's expiry is malformed.")
+        path = result_path(job_id)
         valid = False
         for secret in self._secrets:  # no early exit: the same work whichever secret matches
             expected = self._signature(secret, "GET", path, when)

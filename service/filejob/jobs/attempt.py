@@ -1,8 +1,7 @@
 """One attempt of a claimed job, supervised: its input opened, the processor run in a worker
 thread or (isolation "process") in a pooled worker process, its progress saved, its deadline
-and its stop enforced, its outputs (jobs/outputs.py) all stored or all discarded. What the
-attempt came to is returned as an `AttemptEnd`; recording that in the job row is the runner's
-part (runner.py)."""
+and its stop enforced, its output stored or discarded. What the attempt came to is returned as an
+`AttemptEnd`; recording that in the job row is the runner's part (runner.py)."""
 
 from __future__ import annotations
 
@@ -23,14 +22,16 @@ from filejob.jobs.error_text import AttemptFiles
 from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.isolation import STOP_GRACE, WorkerPool
 from filejob.jobs.model import Job
-from filejob.jobs.output import HashingOutput, Made
-from filejob.jobs.outputs import AttemptOutputs
+from filejob.jobs.output import HashingOutput
 from filejob.jobs.repository import JobRepository
-from filejob.jobs.result_rows import StoredOutput
-from filejob.processors.base import Cancelled, Processor, ProcessorContext
-from filejob.storage.base import BlobNotFound, NamedBlobWriter, Storage
+from filejob.jobs.storage_keys import result_key
+from filejob.processors.base import Cancelled, Output, Processor, ProcessorContext
+from filejob.storage.base import BlobNotFound, BlobWriter, Storage
 
 log = logging.getLogger(__name__)
+
+# What the processor's work returns: what it said about its output, the output's size, sha256.
+WorkResult = tuple[Output, int, str]
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,13 @@ class Raised:
 
 @dataclass(frozen=True)
 class Produced:
-    """The processor returned, and its outputs are stored, in the order they are listed
-    (not yet named by the job's row): at least one."""
+    """The processor returned, and its output is stored under `key` (not yet named by the
+    job's row)."""
 
-    outputs: list[StoredOutput]
+    key: str
+    output: Output
+    size: int
+    sha256: str
 
 
 AttemptEnd = NotStarted | Stopped | Raised | Produced
@@ -70,10 +74,10 @@ AttemptEnd = NotStarted | Stopped | Raised | Produced
 
 @dataclass(frozen=True)
 class _Work:
-    """The attempt's work, ready to call in a worker thread, and where its outputs go."""
+    """The attempt's work, ready to call in a worker thread, and where its output goes."""
 
-    call: Callable[[], Made]
-    outputs: AttemptOutputs[Any]
+    call: Callable[[], WorkResult]
+    writer: BlobWriter
     files: AttemptFiles
 
 
@@ -193,18 +197,10 @@ class AttemptSupervisor:
         progress: _Progress,
         input_path: str,
     ) -> _Work:
-        """The work as a pooled process that reads `input_path` and fills named temps (one
-        more for each `ctx.emit()`)."""
+        """The work as a pooled process that reads `input_path` and fills a named temp."""
         files = self._local_files or self._staged_files
         assert files is not None
-        outputs: AttemptOutputs[NamedBlobWriter] = AttemptOutputs(
-            files.create_named, self.storage.delete, job.id, job.attempts
-        )
-        writer = await outputs.first()
-
-        def emit() -> str:
-            return str(outputs.emit()[1].path)
-
+        writer = await files.create_named(result_key(job.id, job.attempts))
         call = functools.partial(
             self.isolation.run,
             processor,
@@ -214,9 +210,8 @@ class AttemptSupervisor:
             str(writer.path),
             stop.event,
             progress.set,
-            emit,
         )
-        return _Work(call, outputs, AttemptFiles(input_path, str(writer.path)))
+        return _Work(call, writer, AttemptFiles(input_path, str(writer.path)))
 
     async def _in_thread(
         self,
@@ -228,42 +223,30 @@ class AttemptSupervisor:
         progress: _Progress,
     ) -> _Work:
         """The work as a call in a worker thread, reading the (possibly still open) input."""
-        outputs = AttemptOutputs(self.storage.create, self.storage.delete, job.id, job.attempts)
-        writer = await outputs.first()
+        writer = await self.storage.create(result_key(job.id, job.attempts))
         output = HashingOutput(writer.file)
-        emitted: dict[int, tuple[str, str, HashingOutput]] = {}
-
-        def emit(filename: str, content_type: str) -> BinaryIO:
-            index, more = outputs.emit()
-            stream = emitted[index] = (filename, content_type, HashingOutput(more.file))
-            return stream[2].as_binary_io()
-
         ctx = ProcessorContext(
             input=source,
             output=output.as_binary_io(),
             cancel_event=stop.event,
             on_progress=progress.set,
-            emitter=emit,
             **_input_meta(job),
         )
         source.seek(0)
 
-        def call() -> Made:
+        def call() -> WorkResult:
             result = processor.run(ctx, params)
-            first = None
-            if result is not None:
-                first = output.written(result.filename, result.content_type)
-            more = [stream.written(name, kind) for name, kind, stream in _in_order(emitted)]
-            return Made(first, more)
+            output.flush()
+            return result, output.size, output.sha256.hexdigest()
 
-        return _Work(call, outputs, AttemptFiles.of(source, writer.file))
+        return _Work(call, writer, AttemptFiles.of(source, writer.file))
 
     async def _supervise(
         self, job: Job, work: _Work, stop: StopSignal, progress: _Progress, limit: float
     ) -> AttemptEnd:
         """Call the work in a worker thread while its progress is saved and its deadline
         (`limit` seconds from now) watched; then keep its output or discard it."""
-        produced: Made | Exception = Cancelled()
+        produced: WorkResult | Exception = Cancelled()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._save_progress, job.id, job.attempts, progress)
@@ -281,24 +264,27 @@ class AttemptSupervisor:
                     )
                 tg.cancel_scope.cancel()
         except BaseException:
-            await work.outputs.discard()
+            await work.writer.discard()
             raise
         return await self._keep_or_discard(produced, work, stop)
 
     async def _keep_or_discard(
-        self, produced: Made | Exception, work: _Work, stop: StopSignal
+        self, produced: WorkResult | Exception, work: _Work, stop: StopSignal
     ) -> AttemptEnd:
         if stop.is_set() or isinstance(produced, Cancelled):
-            await work.outputs.discard()
+            await work.writer.discard()
             # Cancelled with no stop asked for: the processor's own doing, taken as a cancel.
             return Stopped(stop.reason or StopReason.CANCEL)
         if isinstance(produced, Exception):
-            await work.outputs.discard()
+            await work.writer.discard()
             return Raised(produced, work.files)
+        output, size, sha256 = produced
         try:
-            return Produced(await work.outputs.commit(produced))
-        except Exception as exc:  # storing them (OSError), or a processor that made none
+            info = await work.writer.commit()
+        except OSError as exc:
+            await work.writer.discard()
             return Raised(exc, work.files)
+        return Produced(info.key, output, size, sha256)
 
     async def _enforce_stop(
         self, limit: float, stop: StopSignal, processing: anyio.CancelScope
@@ -324,10 +310,3 @@ class AttemptSupervisor:
                 written = progress.value
                 async with self.db.write() as session:
                     await JobRepository(session).set_progress(job_id, written, attempt)
-
-
-def _in_order(
-    emitted: dict[int, tuple[str, str, HashingOutput]],
-) -> list[tuple[str, str, HashingOutput]]:
-    """The emitted outputs by index: the order `AttemptOutputs` lists their writers in."""
-    return [emitted[index] for index in sorted(emitted)]

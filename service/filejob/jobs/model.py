@@ -1,5 +1,4 @@
-"""The `jobs` table and its `job_results`. All SQL against them lives in `repository.py` and
-`result_rows.py`."""
+"""The `jobs` table. All SQL against it lives in `repository.py`."""
 
 from __future__ import annotations
 
@@ -7,25 +6,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Enum,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    false,
-)
+from sqlalchemy import JSON, BigInteger, Enum, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from filejob.db.orm import Base, UTCDateTime, utcnow
 from filejob.jobs.states import CallbackState, JobStatus
 
-__all__ = ["Base", "Job", "JobResult", "utcnow"]
+__all__ = ["Base", "Job", "utcnow"]
 
 
 def _enum_column(states: type[StrEnum]) -> Enum:
@@ -100,10 +87,6 @@ class Job(Base):
     result_content_type: Mapped[str | None] = mapped_column(String(128))
     result_size: Mapped[int | None] = mapped_column(BigInteger)
     result_sha256: Mapped[str | None] = mapped_column(String(64))
-    # Every result of a succeeded job as the API lists them (`result_rows.summary_of`), written
-    # once, with the `job_results` rows, by the write that settles it: a poll reads the job's
-    # row alone. The result_* columns above describe the first of them. None: no result.
-    results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_jobs_status_seq", "status", "seq"),
@@ -115,29 +98,4 @@ class Job(Base):
         # Which jobs changed lately, of anyone and of one owner (GET /v1/events; 0008).
         Index("ix_jobs_updated_at", "updated_at"),
         Index("ix_jobs_owner_updated", "owner_id", "updated_at"),
-    )
-
-
-class JobResult(Base):
-    """One stored result of a job (`ctx.output` and each `ctx.emit` of the attempt that
-    succeeded), deleted with its job. `key` is None once the file is removed (expiry);
-    `downloaded`: a download of it was sent whole (delete-after-download waits for every
-    result's)."""
-
-    __tablename__ = "job_results"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public, unguessable
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"))
-    position: Mapped[int] = mapped_column(Integer)  # 0: the one the job's result_* describe
-    step: Mapped[str | None] = mapped_column(String(64))  # None: the job has no steps
-    filename: Mapped[str] = mapped_column(String(512))
-    content_type: Mapped[str] = mapped_column(String(128))
-    size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    key: Mapped[str | None] = mapped_column(String(128))
-    downloaded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-
-    __table_args__ = (
-        # A job's results in order, and the cascade of its delete.
-        Index("ix_job_results_job_position", "job_id", "position", unique=True),
     )

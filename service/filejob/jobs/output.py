@@ -1,35 +1,14 @@
-"""The streams a processor writes its results to, and what it wrote."""
+"""The stream a processor writes its result to."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 
-@dataclass(frozen=True)
-class Written:
-    """One output as the processor left it: its name and type, size and sha256."""
-
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Made:
-    """What a processor's work returns: `ctx.output` as `run()` described it (None: it
-    returned no `Output`, its results are all emitted) and each emitted output, in the order
-    they were opened."""
-
-    output: Written | None
-    emitted: list[Written]
-
-
 class HashingOutput(io.RawIOBase):
-    """A processor's output stream: write-only, hashed and counted on the way to storage."""
+    """The processor's output stream: write-only, hashed and counted on the way to storage."""
 
     def __init__(self, target: BinaryIO) -> None:
         super().__init__()
@@ -59,8 +38,3 @@ class HashingOutput(io.RawIOBase):
 
     def close(self) -> None:
         """Processors (and libraries they use) may close it; the runner closes the target."""
-
-    def written(self, filename: str, content_type: str) -> Written:
-        """What was written, flushed, under that name and type."""
-        self.flush()
-        return Written(filename, content_type, self.size, self.sha256.hexdigest())

@@ -6,17 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    bindparam,
-    case,
-    delete,
-    func,
-    select,
-    true,
-    update,
-)
+from sqlalchemy import ColumnElement, Select, bindparam, case, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.base import Executable
@@ -24,17 +14,9 @@ from sqlalchemy.sql.base import Executable
 from filejob.jobs import statements
 from filejob.jobs.attempts import OUTCOME_OF, PROCESS_DIED, AttemptError, AttemptOutcome, error_in
 from filejob.jobs.model import Job, utcnow
-from filejob.jobs.result_rows import (
-    ResultRows,
-    StoredOutput,
-    copied_rows,
-    listing,
-    new_rows,
-    stored_bytes_of,
-)
 from filejob.jobs.statements import new_row
 from filejob.jobs.states import JobStatus, check_transition, sources_of
-from filejob.jobs.storage_keys import attempt_of, input_key, job_of
+from filejob.jobs.storage_keys import input_key, job_of, result_key
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -52,7 +34,7 @@ POLL_COLUMNS = (
     "input_content_type", "input_size", "input_sha256", "result_key", "result_filename",
     "result_content_type", "result_size", "result_sha256", "callback_url", "callback_state",
     "callback_attempts", "callback_last_result", "callback_delivered_at", "input_key",
-    "source_url", "fetched_bytes", "source_size", "results",
+    "source_url", "fetched_bytes", "source_size",
 )  # fmt: skip
 
 
@@ -117,10 +99,11 @@ _FETCHED = (
 )
 
 
-def _input_bytes() -> ColumnElement[int]:
-    """Bytes a row's input takes in storage (while its key is set); its results are counted
-    from `job_results` (`stored_bytes_of`), every one of them."""
-    return case((Job.input_key.is_not(None), Job.input_size), else_=0)
+def _stored_bytes() -> ColumnElement[int]:
+    """Bytes a row's files take in storage (a file counts while its key is set)."""
+    input_bytes = case((Job.input_key.is_not(None), Job.input_size), else_=0)
+    result_bytes = case((Job.result_key.is_not(None), func.coalesce(Job.result_size, 0)), else_=0)
+    return input_bytes + result_bytes
 
 
 def _count_of(*statuses: JobStatus) -> ColumnElement[int]:
@@ -157,9 +140,6 @@ class JobRepository:
         map, RETURNING its `seq`) cost a submit more CPU than the rest of its transaction,
         and nobody reads the `seq` of a job just made. The objects stay transient."""
         await self._core(statements.INSERT, [new_row(job) for job in jobs])
-        # A job that reuses an earlier one's results is inserted with them (jobs/reuse.py).
-        copied = [row for job in jobs if job.results for row in copied_rows(job)]
-        await ResultRows(self.session).add(copied)
 
     async def get(self, job_id: str) -> Job | None:
         """Any owner's job: for the server's own work (runner, sweeper), never for callers."""
@@ -181,11 +161,9 @@ class JobRepository:
 
     async def usage(self, owner_id: str | None) -> tuple[int, int]:
         """The owner's active (queued or running) jobs and the bytes their stored files take."""
-        query = select(
-            _count_of(*ACTIVE), _sum_of(_input_bytes()), stored_bytes_of(owned_by(owner_id))
-        ).where(owned_by(owner_id))
-        active, inputs, results = tuple((await self._core(query)).one())
-        return int(active), int(inputs) + int(results)
+        query = select(_count_of(*ACTIVE), _sum_of(_stored_bytes())).where(owned_by(owner_id))
+        active, stored = tuple((await self._core(query)).one())
+        return int(active), int(stored)
 
     async def totals(self) -> tuple[int, int, int]:
         """Every owner's jobs queued, jobs running and stored bytes (for metrics)."""
@@ -194,12 +172,11 @@ class JobRepository:
                 select(
                     _count_of(JobStatus.QUEUED),
                     _count_of(JobStatus.RUNNING),
-                    _sum_of(_input_bytes()),
-                    stored_bytes_of(true()),
+                    _sum_of(_stored_bytes()),
                 )
             )
         ).one()
-        return int(row[0]), int(row[1]), int(row[2]) + int(row[3])
+        return int(row[0]), int(row[1]), int(row[2])
 
     async def updated_at_of(self, job_ids: Sequence[str]) -> dict[str, datetime]:
         """When each of these jobs last changed (missing ones are left out)."""
@@ -310,28 +287,21 @@ class JobRepository:
         """End the job's open attempt (there is at most one) as `outcome`."""
         await self._core(statements.CLOSE_ATTEMPT, statements.closed(job_id, outcome, error, now))
 
-    async def succeed(self, job: Job, outputs: Sequence[StoredOutput]) -> bool:
-        """running -> succeeded, naming its results (already stored, at least one): the
-        first in the row's result_* columns, every one in `job_results` and the row's
-        `results` list."""
-        rows = new_rows(job.id, outputs)
-        first = outputs[0]
+    async def succeed(
+        self, job: Job, *, key: str, filename: str, content_type: str, size: int, sha256: str
+    ) -> bool:
+        """running -> succeeded, naming its result (already stored under `key`)."""
         values = {
             "error_code": None,
             "error_message": None,
             "progress": 1.0,
-            "result_key": first.key,
-            "result_filename": first.filename,
-            "result_content_type": first.content_type,
-            "result_size": first.size,
-            "result_sha256": first.sha256,
-            "results": listing(rows),
+            "result_key": key,
+            "result_filename": filename,
+            "result_content_type": content_type,
+            "result_size": size,
+            "result_sha256": sha256,
         }
-        succeeded, outcome = JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED
-        if not await self._end_attempt(job, succeeded, outcome, values):
-            return False
-        await ResultRows(self.session).replace(job.id, rows)
-        return True
+        return await self._end_attempt(job, JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED, values)
 
     async def fail(
         self, job: Job, code: str, message: str, outcome: AttemptOutcome = AttemptOutcome.FAILED
@@ -357,14 +327,11 @@ class JobRepository:
         return await self._end_attempt(job, JobStatus.QUEUED, interrupted, {}, attempts_step=-1)
 
     async def expire(self, job: Job) -> bool:
-        """A finished job (as loaded) -> expired, its files no longer named, its results'
-        neither (the caller deletes them)."""
-        moved = await self.transition(
+        """A finished job (as loaded) -> expired, its files no longer named (the caller
+        deletes them)."""
+        return await self.transition(
             job.id, JobStatus.EXPIRED, expected=[job.status], input_key=None, result_key=None
         )
-        if moved:
-            await ResultRows(self.session).forget_keys(job.id)
-        return moved
 
     async def queued_without_queue_entry(self, limit: int) -> Sequence[Job]:
         """Queued jobs that no shared queue knows (accepted while the in-process executor was
@@ -490,34 +457,21 @@ class JobRepository:
         return (await self.session.scalars(query)).all()
 
     async def referenced_keys(self, keys: Iterable[str]) -> set[str]:
-        """The subset of `keys` that a job row or its results point at, or that the job's
-        running attempt is writing: a result is stored a moment before its row names it.
-        Each batch is read in one transaction (the caller's), so that a job moving from one
-        to the other meanwhile is seen as either."""
+        """The subset of `keys` that a job row points at, or that the job's running attempt
+        is writing: a result is stored a moment before its row names it. One statement per
+        batch, so that a row moving from one to the other meanwhile is seen as either."""
         wanted = list(keys)
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             batch = set(wanted[start : start + 500])
-            job_ids = {job_id for key in batch if (job_id := job_of(key))}
             rows = await self.session.execute(
                 select(Job.id, Job.status, Job.attempts, Job.input_key, Job.result_key).where(
-                    Job.id.in_(job_ids)
+                    Job.id.in_({job_id for key in batch if (job_id := job_of(key))})
                 )
             )
-            writing: dict[str, int] = {}
             for job_id, status, attempts, *pointed in rows:
                 if status is JobStatus.RUNNING:
                     # The input too: an import's fetch stores it a moment before naming it.
-                    pointed.append(input_key(job_id))
-                    writing[job_id] = attempts
+                    pointed += [result_key(job_id, attempts), input_key(job_id)]
                 found.update(batch.intersection(pointed))
-            # A job that was running names no result (it may have since: those are its
-            # attempt's, found below).
-            named = await ResultRows(self.session).keys_for(job_ids - writing.keys())
-            found.update(batch.intersection(named))
-            found.update(
-                key
-                for key in batch
-                if (job_id := job_of(key)) in writing and attempt_of(key) == writing[job_id]
-            )
         return found

@@ -39,6 +39,7 @@ from filejob.jobs.states import JobStatus
 from filejob.processors.base import ProcessingError, Processor, RetryableError
 from filejob.processors.registry import ProcessorRegistry
 from filejob.storage.base import Storage
+from filejob.untrusted.filenames import sanitize_filename
 
 log = logging.getLogger(__name__)
 
@@ -252,16 +253,21 @@ class JobRunner:
         return await self._fail(job, "processor_error", message)
 
     async def _publish(self, job: Job, produced: Produced) -> RunOutcome:
-        """Name every output in the job's row and its results, in one fenced write: all of
-        them become the job's at once, or (a stale attempt) none, and they go."""
-        outputs = produced.outputs
         published = await self._finish(
-            job, JobStatus.SUCCEEDED, lambda repo: repo.succeed(job, outputs)
+            job,
+            JobStatus.SUCCEEDED,
+            lambda repo: repo.succeed(
+                job,
+                key=produced.key,
+                filename=sanitize_filename(produced.output.filename, "result"),
+                content_type=produced.output.content_type,
+                size=produced.size,
+                sha256=produced.sha256,
+            ),
         )
         if published:
             return RunOutcome(RunEnd.SUCCEEDED)
-        for output in outputs:  # a stale attempt's results (its own keys)
-            await self.storage.delete(output.key)
+        await self.storage.delete(produced.key)  # a stale attempt's result (its own key)
         return _SUPERSEDED
 
     async def _retry_or_fail(self, job: Job, code: str, message: str) -> RunOutcome:

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +33,6 @@ from filejob.jobs.incoming import IncomingFile
 from filejob.jobs.model import Job, utcnow
 from filejob.jobs.poll_reads import EngineReads, PollReads
 from filejob.jobs.repository import ANY_OWNER, JobRepository
-from filejob.jobs.result_files import ResultFiles
-from filejob.jobs.result_rows import ResultRows
 from filejob.jobs.reuse import ResultReuse
 from filejob.jobs.states import JobStatus
 from filejob.jobs.storage_keys import input_key
@@ -89,7 +87,6 @@ class JobService:
         self.inserts = JobInserts(db, executor, admission.reserved)
         self.idempotency = IdempotencyKeys(db)
         self.reuse = ResultReuse(db, storage)
-        self.results = ResultFiles(self)  # downloads of each result, or of all of them
 
     # -- accept ---------------------------------------------------------------------------
 
@@ -112,33 +109,32 @@ class JobService:
                 return await self.idempotency.replay(claim, caller.owner_id)
         job = await self._new_job(upload, request, caller)
         self.storing.add(input_key(job.id))
-        reused: list[str] = []
+        reused: str | None = None
         try:
             reused = await self._reused(job, request)
             await self._store_and_add(job, upload, caller, claim)
         except asyncio.CancelledError:
-            raise  # the row may commit all the same: the orphan sweep judges the copies
+            raise  # the row may commit all the same: the orphan sweep judges the copy
         except BaseException:
-            await self._delete(reused)
+            if reused is not None:
+                await self.storage.delete(reused)
             raise
         finally:
             self.storing.discard(input_key(job.id))
-            self.storing.difference_update(reused)
+            if reused is not None:
+                self.storing.discard(reused)
         await upload.seek(0)
         return job
 
-    async def _reused(self, job: Job, request: JobRequest) -> list[str]:
-        """With `reuse`, `job` made succeeded with an earlier job's results (jobs/reuse.py):
-        the copies' keys, kept from the orphan sweep until the row commits (`storing`)."""
+    async def _reused(self, job: Job, request: JobRequest) -> str | None:
+        """With `reuse`, `job` made succeeded with an earlier job's result (jobs/reuse.py):
+        the copy's key, kept from the orphan sweep until the row commits (`storing`)."""
         if not request.reuse:
-            return []
-        keys = await self.reuse.apply(job) or []
-        self.storing.update(keys)
-        return keys
-
-    async def _delete(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            await self.storage.delete(key)
+            return None
+        key = await self.reuse.apply(job)
+        if key is not None:
+            self.storing.add(key)
+        return key
 
     async def _new_job(self, upload: IncomingFile, request: JobRequest, caller: Principal) -> Job:
         """The queued job `request` asks for on `upload`, once admitted (not stored yet):
@@ -283,8 +279,7 @@ class JobService:
             raise JobNotFound(f"No job {job_id!r}.")
         return row
 
-    async def get_any(self, job_id: str) -> Job:
-        """Any owner's job (for the server's own reads, never a caller's choice)."""
+    async def _get_any(self, job_id: str) -> Job:
         async with self.db.read() as session:
             job = await JobRepository(session).get(job_id)
         if job is None:
@@ -321,7 +316,7 @@ class JobService:
         job = await self.get(job_id, owner_id)
         if job.status is JobStatus.SUCCEEDED and job.result_key:
             return job
-        raise self.no_result(job)
+        raise self._no_result(job)
 
     async def open_result(self, job_id: str, owner_id: str | None) -> tuple[Job, BlobReader]:
         """`owner_id`'s finished job and its result, opened: the reader keeps working even if
@@ -342,12 +337,11 @@ class JobService:
             try:
                 return job, await self.storage.open(job.result_key)
             except BlobNotFound:
-                job = await self.get_any(job.id)  # expired or deleted meanwhile: say which
-        raise self.no_result(job)
+                job = await self._get_any(job.id)  # expired or deleted meanwhile: say which
+        raise self._no_result(job)
 
     @staticmethod
-    def no_result(job: Job) -> Exception:
-        """Why `job` has no result to download, as the error a client gets."""
+    def _no_result(job: Job) -> Exception:
         if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
             return ResultNotReady(
                 f"Job {job.id} is {job.status.value}.",
@@ -377,12 +371,13 @@ class JobService:
                 JobStatus.CANCELLED,
             ):
                 return False
-            keys = await _files_of(session, job)
+            keys = [k for k in (job.input_key, job.result_key) if k]
             moved = await repo.expire(job)
         # Row first, files second: a crash in between leaves unreferenced files, which the
         # orphan sweep removes, never a row pointing at nothing.
         if moved:
-            await self._delete(keys)
+            for key in keys:
+                await self.storage.delete(key)
         return moved
 
     # -- cancel / delete ------------------------------------------------------------------
@@ -411,10 +406,11 @@ class JobService:
         if job is None:
             return
         async with self.db.write() as session:
-            keys = await _files_of(session, job)
-            deleted = await JobRepository(session).delete(job_id)  # its results' rows too
+            deleted = await JobRepository(session).delete(job_id)
         if deleted:
-            await self._delete(keys)
+            for key in (job.input_key, job.result_key):
+                if key:
+                    await self.storage.delete(key)
 
     async def _stop_unless_final(self, job_id: str, owner_id: str | None) -> Job | None:
         """Cancel the job if it is queued or running (None once it has stopped: cancelled, or
@@ -491,7 +487,7 @@ class JobService:
         job = await self._new_job(upload, request, caller)
         key = input_key(job.id)
         self.storing.add(key)
-        reused: list[str] = []
+        reused: str | None = None
         try:
             reused = await self._reused(job, request)
             await self._store_input(upload, key)
@@ -507,16 +503,12 @@ class JobService:
             except asyncio.CancelledError:
                 raise  # the commit may have happened: the orphan sweep judges the input
             except BaseException:
-                await self._delete([key, *reused])
+                await self.storage.delete(key)
+                if reused is not None:
+                    await self.storage.delete(reused)
                 raise
         finally:
             self.storing.discard(key)
-            self.storing.difference_update(reused)
+            if reused is not None:
+                self.storing.discard(reused)
         return job
-
-
-async def _files_of(session: AsyncSession, job: Job) -> list[str]:
-    """The keys of every file `job` has stored: its input and each of its results."""
-    keys = {key for key in (job.input_key, job.result_key) if key}
-    keys.update(await ResultRows(session).keys_of(job.id))
-    return sorted(keys)

@@ -2,12 +2,11 @@
 
 A processor is a class with a few declarations and a synchronous `run()`. The runner calls
 `run()` in a worker thread (never on the event loop), with the job's input open for reading and
-an output stream to write the result to; it may write more results with `ctx.emit()`.
+an output stream to write the result to.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -17,14 +16,6 @@ from typing import BinaryIO, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 CHUNK_SIZE = 1024 * 1024
-MAX_OUTPUTS = 1000
-"""Outputs one attempt may write in all (`ctx.output` and every `ctx.emit`)."""
-_CONTENT_TYPE = re.compile(
-    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}"
-)
-
-# What opens an emitted output's stream: the runner's (a file of its own per output).
-Emitter = Callable[[str, str], BinaryIO]
 
 
 class NoParams(BaseModel):
@@ -66,9 +57,8 @@ class ProcessorContext:
     """Everything a running processor may touch.
 
     `input` is a seekable binary file positioned at 0; `output` accepts `write()` only (it is
-    hashed as it is written, so it cannot seek). `emit()` opens another output, as many as the
-    processor makes (up to `MAX_OUTPUTS` in all). Call `report()` with a fraction in 0..1 as
-    work advances and `check_cancelled()` at least every few hundred milliseconds of work.
+    hashed as it is written, so it cannot seek). Call `report()` with a fraction in 0..1 as work
+    advances and `check_cancelled()` at least every few hundred milliseconds of work.
     """
 
     def __init__(
@@ -81,7 +71,6 @@ class ProcessorContext:
         output: BinaryIO,
         cancel_event: threading.Event | None = None,
         on_progress: Callable[[float], None] | None = None,
-        emitter: Emitter | None = None,
     ) -> None:
         self.input = input
         self.input_size = input_size
@@ -90,21 +79,6 @@ class ProcessorContext:
         self.output = output
         self._cancel_event = cancel_event or threading.Event()
         self._on_progress = on_progress
-        self._emitter = emitter
-
-    def emit(self, filename: str, content_type: str) -> BinaryIO:
-        """Open another result named `filename` (cleaned before any client sees it), of type
-        `content_type` (`type/subtype`, no parameters): a write-only stream, hashed as it is
-        written, usable as a context manager. The runner closes every output once `run()`
-        returns, so closing it is optional. Results are listed in the order they were opened,
-        after `ctx.output`'s if `run()` returns an `Output`; none is kept unless the attempt
-        succeeds, and they are published together."""
-        if not _CONTENT_TYPE.fullmatch(content_type):
-            raise ValueError(f"not a content type: {content_type!r}")
-        if self._emitter is None:
-            raise RuntimeError("this context was made without an emitter: it has one output")
-        self.check_cancelled()
-        return self._emitter(filename, content_type)
 
     @property
     def cancelled(self) -> bool:
@@ -136,8 +110,8 @@ P = TypeVar("P", bound=BaseModel)
 
 
 class Processor(ABC, Generic[P]):
-    """A named transformation from one input file to one or more result files, taking params
-    `P` (a pydantic model, declared again as the class attribute `Params` for validation).
+    """A named transformation from one input file to one result file, taking params `P` (a
+    pydantic model, declared again as the class attribute `Params` for validation).
 
     Subclasses set the class attributes and implement `run()`. `content_types` lists the input
     types accepted, as exact types or `type/*` / `*/*` patterns, judged from the file's first
@@ -159,10 +133,8 @@ class Processor(ABC, Generic[P]):
         return any(pattern in ("*/*", content_type, f"{major}/*") for pattern in self.content_types)
 
     @abstractmethod
-    def run(self, ctx: ProcessorContext, params: P) -> Output | None:
-        """Read `ctx.input`, write the result to `ctx.output`, return its name and type; write
-        further results, if any, to streams from `ctx.emit()`. A processor whose results are
-        all emitted returns None (`ctx.output` is then dropped): it must emit at least one.
+    def run(self, ctx: ProcessorContext, params: P) -> Output:
+        """Read `ctx.input`, write the result to `ctx.output`, return its name and type.
 
         Raise `ProcessingError` for bad input (the job fails with its code), let `Cancelled`
         from `ctx.check_cancelled()` propagate, and never read a large input whole.

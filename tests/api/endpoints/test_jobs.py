@@ -37,7 +37,6 @@ JOB_FIELDS = {
     "error",
     "input",
     "result",
-    "results",
 }
 
 

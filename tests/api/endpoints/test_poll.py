@@ -59,24 +59,6 @@ BASE: dict[str, Any] = {
     "source_url": None,
     "fetched_bytes": None,
     "source_size": None,
-    "results": [
-        {
-            "id": "r0Ab-cd_ef12",
-            "step": None,
-            "filename": "out.json",
-            "content_type": "application/json",
-            "size": 42,
-            "sha256": "b" * 64,
-        }
-    ],
-}
-SECOND_RESULT = {
-    "id": "r1Ab-cd_ef12",
-    "step": None,
-    "filename": "é ✓.txt",
-    "content_type": "text/plain",
-    "size": 0,
-    "sha256": "c" * 64,
 }
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -116,9 +98,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "source_url": "https://example.com/in.bin",
     },
     "import, fetched": {"source_url": "https://example.com/in.bin", "fetched_bytes": 3},
-    "several results": {"results": [BASE["results"][0], SECOND_RESULT]},
-    "results not listed": {"results": None},
-    "expired": {"status": JobStatus.EXPIRED, "result_key": None, "input_key": None},
 }
 
 

@@ -1,33 +1,69 @@
-"""/v1/jobs/{id}/result: stream the (first) result, then clean up if the job asked for it.
-The routes of each result and of all of them (api/downloads/results.py) are included here."""
+"""/v1/jobs/{id}/result: stream the result, then clean up if the job asked for it."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from filejob.api.caller import DOCUMENTED, get_caller
 from filejob.api.deps import JobsDep, LinksDep, ServicesDep
-from filejob.api.downloads import results
-from filejob.api.downloads.access import RESPONSES, redirect_to_store
-from filejob.api.downloads.stream import ResultFile, result_response
-from filejob.api.problems import VALIDATION
-from filejob.jobs.result_files import first_result_id
+from filejob.api.downloads.stream import download_headers, result_response
+from filejob.api.problems import VALIDATION, problems
 
 router = APIRouter(
     prefix="/v1/jobs", tags=["results"], responses=VALIDATION, dependencies=DOCUMENTED
 )
 
 
-@router.head("/{job_id}/result", operation_id="head_result", responses=RESPONSES)
+_DIGESTS: dict[str, dict[str, Any]] = {
+    "Repr-Digest": {
+        "description": "RFC 9530 sha-256 of the whole result, the same on 200, 206 and HEAD "
+        "(none if Want-Repr-Digest rules sha-256 out)",
+        "schema": {
+            "type": "string",
+            "example": "sha-256=:uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=:",
+        },
+    },
+    "Content-Digest": {
+        "description": "The same value, on a full 200 GET when Want-Content-Digest asks for "
+        "sha-256",
+        "schema": {"type": "string"},
+    },
+}
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The result",
+        "content": {"application/octet-stream": {}},
+        "headers": _DIGESTS,
+    },
+    206: {"description": "Part of the result", "headers": {"Repr-Digest": _DIGESTS["Repr-Digest"]}},
+    304: {"description": "Not modified"},
+    307: {"description": "Download it from the object store (FILEJOB_S3_PRESIGNED_DOWNLOADS)"},
+    **problems(
+        {
+            401: "Missing or invalid API key",
+            403: "Invalid or expired signed link",
+            404: "No such job",
+            409: "Not finished, failed or cancelled",
+            410: "The result was removed",
+            416: "Range not satisfiable",
+            429: "Rate limit reached",
+        }
+    ),
+}
+
+
+@router.head("/{job_id}/result", operation_id="head_result", responses=_RESPONSES)
 @router.get(
     "/{job_id}/result",
     operation_id="download_result",
     summary="Download a job's result (Range, If-Range, If-None-Match)",
     description="With an API key, or with no key through a signed link (`expires` and `sig`, "
     "as found in the job's `result.url` or issued by `/result-link`).",
-    responses=RESPONSES,
+    responses=_RESPONSES,
 )
 async def download_result(
     job_id: str,
@@ -47,27 +83,28 @@ async def download_result(
         caller = await get_caller(request)
         job, reader = await jobs.open_result(job_id, caller.owner_id)
 
-    file, inline = ResultFile.first_of(job), disposition == "inline"
-    redirect = await redirect_to_store(request, services, job, job.result_key, file, inline)
-    if redirect is not None:
+    presigner = services.presigner
+    # Only a download the server streams itself can tell when it is complete, which
+    # delete-after-download needs; a presigned URL is for GET alone (HEAD is signed apart).
+    if presigner is not None and request.method == "GET" and not job.delete_after_download:
         reader.close()
-        return redirect
+        url = await presigner.presigned_get(
+            job.result_key or "",
+            services.settings.s3_presign_ttl,
+            # What the streamed download says, but its ETag (the sha256) and nosniff: S3 cannot
+            # be told to answer with those.
+            download_headers(job, inline=disposition == "inline"),
+        )
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
     async def cleanup() -> None:
-        first = first_result_id(job)
-        if first is None:
-            await jobs.expire(job.id)
-        else:  # with several results, the job's files go once each was downloaded
-            await jobs.results.sent_whole(job.id, [first])
+        await jobs.expire(job.id)
 
     return result_response(
         request,
-        file,
+        job,
         reader,
-        inline=inline,
+        inline=disposition == "inline",
         on_complete=cleanup if job.delete_after_download else None,
         on_sent=services.metrics.downloaded.inc,
     )
-
-
-router.include_router(results.router)

@@ -1,7 +1,5 @@
 """Streaming a stored result to the client: Range, conditionals, and knowing when the whole
-body really went out (which is what delete-after-download waits for). The body may come from
-elsewhere than one stored file (`ChunkSource`: a zip of several, api/downloads/zip.py), with
-the same judgement of completeness.
+body really went out (which is what delete-after-download waits for).
 
 Starlette's FileResponse is not used because: it opens the file by path when sending starts
 (a result deleted in between would fail mid-request), it ignores If-None-Match, and its
@@ -13,10 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
 from email.utils import format_datetime
-from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -26,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from filejob.api.downloads.digests import digest_fields
 from filejob.api.downloads.ranges import ByteRange, etag_matches, parse_range
-from filejob.jobs.model import Job, JobResult
+from filejob.jobs.model import Job
 from filejob.storage.base import BlobReader, DownloadHeaders
 from filejob.untrusted.filenames import content_disposition
 
@@ -54,52 +49,24 @@ OnComplete = Callable[[], Awaitable[None]]
 OnSent = Callable[[int], None]  # told the size of each chunk of the result sent
 
 
-class ChunkSource(Protocol):
-    """A body of `length` bytes, read chunk by chunk (b"" if it ends early), then closed."""
-
-    length: int
-
-    async def next_chunk(self) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-class BlobRange:
-    """`reader`'s bytes [start, end] (all of them by default), a chunk per thread hop."""
-
-    def __init__(self, reader: BlobReader, byte_range: ByteRange | None = None) -> None:
-        self.reader = reader
-        byte_range = byte_range or ByteRange(0, reader.size - 1)
-        self.length = byte_range.length if reader.size else 0
-        self._offset = byte_range.start
-        self._end = byte_range.start + self.length
-
-    async def next_chunk(self) -> bytes:
-        size = min(CHUNK, self._end - self._offset)
-        chunk = await anyio.to_thread.run_sync(self.reader.read_at, self._offset, size)
-        self._offset += len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        self.reader.close()
-
-
-class BodyResponse(Response):
-    """Sends `source`'s bytes and closes it; calls `on_complete` only after a full-body GET
-    was handed to the server without the client disconnecting."""
+class BlobResponse(Response):
+    """Sends `reader`'s bytes [start, end] and closes it; calls `on_complete` only after a
+    full-body GET was handed to the server without the client disconnecting."""
 
     def __init__(
         self,
-        source: ChunkSource,
+        reader: BlobReader,
         *,
         status_code: int,
         headers: dict[str, str],
+        byte_range: ByteRange | None,
         send_body: bool,
         on_complete: OnComplete | None,
         on_sent: OnSent | None = None,
     ) -> None:
         super().__init__(status_code=status_code, headers=headers)
-        self.source = source
+        self.reader = reader
+        self.byte_range = byte_range or ByteRange(0, reader.size - 1)
         self.send_body = send_body
         self.on_complete = on_complete
         self.on_sent = on_sent
@@ -108,7 +75,7 @@ class BodyResponse(Response):
         try:
             complete = await self._send(receive, send)
         finally:
-            self.source.close()
+            self.reader.close()
         if complete and self.on_complete is not None:
             try:
                 await self.on_complete()
@@ -119,7 +86,7 @@ class BodyResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        length = self.source.length
+        length = self.byte_range.length if self.reader.size else 0
         if not self.send_body or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return self.send_body
@@ -132,12 +99,15 @@ class BodyResponse(Response):
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
-            remaining = length
+            offset, remaining = self.byte_range.start, length
             while remaining:
-                chunk = await self.source.next_chunk()
+                chunk = await anyio.to_thread.run_sync(
+                    self.reader.read_at, offset, min(CHUNK, remaining)
+                )
                 # The thread hop above let the watcher run: stop on a disconnect it saw.
                 if not chunk or disconnected.is_set():
                     break
+                offset += len(chunk)
                 remaining -= len(chunk)
                 await send(
                     {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
@@ -151,38 +121,15 @@ class BodyResponse(Response):
         return complete
 
 
-@dataclass(frozen=True)
-class ResultFile:
-    """What a download says of the result it sends: its name (cleaned when it was stored:
-    jobs/outputs.py), type, sha-256 (hex) and when it was made."""
-
-    filename: str
-    content_type: str
-    sha256: str
-    made_at: datetime | None
-
-    @classmethod
-    def first_of(cls, job: Job) -> ResultFile:
-        """The job's (first) result, as its row's result_* columns describe it."""
-        return cls(
-            job.result_filename or "result",
-            job.result_content_type or "application/octet-stream",
-            job.result_sha256 or "",
-            job.finished_at,
-        )
-
-    @classmethod
-    def one_of(cls, job: Job, result: JobResult) -> ResultFile:
-        return cls(result.filename, result.content_type, result.sha256, job.finished_at)
-
-
-def download_headers(file: ResultFile, *, inline: bool) -> DownloadHeaders:
+def download_headers(job: Job, *, inline: bool) -> DownloadHeaders:
     """The result's type, name and caching, as every download of it says them: streamed here,
     or asked of the store by a presigned URL."""
+    content_type = job.result_content_type or "application/octet-stream"
     return DownloadHeaders(
-        content_type=file.content_type,
+        content_type=content_type,
+        # The runner cleaned the name when it stored the result (runner._settle).
         content_disposition=content_disposition(
-            file.filename, inline=inline and file.content_type in INLINE_SAFE
+            job.result_filename or "result", inline=inline and content_type in INLINE_SAFE
         ),
         cache_control="private, no-cache",
     )
@@ -190,7 +137,7 @@ def download_headers(file: ResultFile, *, inline: bool) -> DownloadHeaders:
 
 def result_response(
     request: Request,
-    file: ResultFile,
+    job: Job,
     reader: BlobReader,
     *,
     inline: bool,
@@ -203,8 +150,8 @@ def result_response(
     Only a 200 GET counts as a complete download; 206, 304, 416 and HEAD never do. A 304 has no
     Repr-Digest: RFC 9110 §15.4.5 asks it to carry no representation metadata beyond the
     validators, and its ETag is the same sha-256 in hex."""
-    etag = f'"{file.sha256}"'
-    described = download_headers(file, inline=inline)
+    etag = f'"{job.result_sha256}"'
+    described = download_headers(job, inline=inline)
     content_type = described.content_type
     headers = {
         "ETag": etag,
@@ -213,8 +160,8 @@ def result_response(
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": described.cache_control,
     }
-    if file.made_at:
-        headers["Last-Modified"] = format_datetime(file.made_at, usegmt=True)
+    if job.finished_at:
+        headers["Last-Modified"] = format_datetime(job.finished_at, usegmt=True)
 
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag_matches(if_none_match, etag):
@@ -236,24 +183,26 @@ def result_response(
     is_head = request.method == "HEAD"
     headers["Content-Type"] = content_type
     headers |= digest_fields(
-        request.headers, file.sha256, whole_body=byte_range is None and not is_head
+        request.headers, job.result_sha256, whole_body=byte_range is None and not is_head
     )
     if byte_range is None:
         headers["Content-Length"] = str(size)
-        return BodyResponse(
-            BlobRange(reader),
+        return BlobResponse(
+            reader,
             status_code=200,
             headers=headers,
+            byte_range=None,
             send_body=not is_head,
             on_complete=None if is_head else on_complete,
             on_sent=on_sent,
         )
     headers["Content-Length"] = str(byte_range.length)
     headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
-    return BodyResponse(
-        BlobRange(reader, byte_range),
+    return BlobResponse(
+        reader,
         status_code=206,
         headers=headers,
+        byte_range=byte_range,
         send_body=not is_head,
         on_complete=None,
         on_sent=on_sent,

@@ -10,12 +10,11 @@ import os
 import signal
 import threading
 import time
-from dataclasses import astuple
 from multiprocessing.connection import Connection
-from typing import Any, BinaryIO
+from typing import Any
 
-from filejob.jobs.isolation.protocol import EMIT, Done, JobOrder, Verdict, error_verdict, rebuild
-from filejob.jobs.output import HashingOutput, Written
+from filejob.jobs.isolation.protocol import Done, JobOrder, Verdict, error_verdict
+from filejob.jobs.output import HashingOutput
 from filejob.processors.base import Processor, ProcessorContext
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the server's; never the workers'
@@ -53,64 +52,28 @@ def serve(conn: Connection) -> None:
             os._exit(1)  # the server is gone: nobody to report to, nothing to keep
 
 
-class _Channel:
-    """The worker's end of the pipe during a job, for the processor's threads: progress, and
-    the files `ctx.emit()` asks the server for (one question and answer at a time)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.lock = threading.Lock()
-        self.last_sent = 0.0
-        self.emitted: list[tuple[str, str, HashingOutput, BinaryIO]] = []
-
-    def report(self, fraction: float) -> None:
-        now = time.monotonic()
-        if now - self.last_sent >= 0.1 or fraction >= 1.0:
-            self.last_sent = now
-            with self.lock:
-                self.conn.send(("progress", fraction))
-
-    def emit(self, filename: str, content_type: str) -> BinaryIO:
-        with self.lock:
-            self.conn.send(EMIT)
-            answer, value = self.conn.recv()
-            if answer != "emitted":
-                raise rebuild(value)
-            target = open(value, "wb")  # noqa: SIM115 - closed by `close`, after the job
-            stream = HashingOutput(target)
-            self.emitted.append((filename, content_type, stream, target))
-        return stream.as_binary_io()
-
-    def written(self) -> list[Written]:
-        return [stream.written(name, kind) for name, kind, stream, _ in self.emitted]
-
-    def close(self) -> None:
-        for *_, target in self.emitted:
-            target.close()
-
-
 def _run(conn: Connection, classes: dict[str, type[Processor[Any]]], order: JobOrder) -> Verdict:
-    channel = _Channel(conn)
+    last_sent = 0.0
+
+    def report(fraction: float) -> None:
+        nonlocal last_sent
+        now = time.monotonic()
+        if now - last_sent >= 0.1 or fraction >= 1.0:
+            last_sent = now
+            conn.send(("progress", fraction))
+
     try:
         processor = _processor_class(classes, order.target)()
         with open(order.input_path, "rb") as source, open(order.output_path, "wb") as target:
             output = HashingOutput(target)
             ctx = ProcessorContext(
-                input=source,
-                output=output.as_binary_io(),
-                on_progress=channel.report,
-                emitter=channel.emit,
-                **order.ctx_meta,
+                input=source, output=output.as_binary_io(), on_progress=report, **order.ctx_meta
             )
             result = processor.run(ctx, processor.Params.model_validate(order.params))
             output.flush()
-            emitted = [astuple(written) for written in channel.written()]
     except Exception as exc:
         return error_verdict(exc)
-    finally:
-        channel.close()
-    name, kind = (None, None) if result is None else (result.filename, result.content_type)
-    return ("ok", name, kind, output.size, output.sha256.hexdigest(), emitted)
+    return ("ok", result.filename, result.content_type, output.size, output.sha256.hexdigest())
 
 
 def _processor_class(classes: dict[str, type[Processor[Any]]], target: str) -> Any:

@@ -16,9 +16,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from filejob.jobs.isolation import child
-from filejob.jobs.isolation.protocol import EMIT, ChildDied, Done, JobOrder, error_verdict, rebuild
-from filejob.jobs.output import Made, Written
-from filejob.processors.base import Cancelled, Processor
+from filejob.jobs.isolation.protocol import ChildDied, Done, JobOrder, rebuild
+from filejob.processors.base import Cancelled, Output, Processor
 
 STOP_GRACE = 2.0  # seconds a stopped worker gets to be reaped; an abandoned thread, to return
 _POLL = 0.05  # seconds between two looks at the stop event while a job runs
@@ -154,26 +153,23 @@ class WorkerPool:
         output_path: str,
         stop: threading.Event,
         on_progress: Callable[[float], None],
-        on_emit: Callable[[], str],
-    ) -> Made:
-        """Run `processor` in a worker; blocking (call from a worker thread). `on_emit`
-        gives the path of a new file to fill for each `ctx.emit()`. Returns what the
-        processor wrote, or raises what it raised (`Cancelled` once `stop` is set and the
-        worker is gone, `ChildDied` if it died unasked). A worker stopped or dead is
-        replaced, never reused."""
+    ) -> tuple[Output, int, str]:
+        """Run `processor` in a worker; blocking (call from a worker thread). Returns the
+        output's description, size and sha256, or raises what the processor raised
+        (`Cancelled` once `stop` is set and the worker is gone, `ChildDied` if it died
+        unasked). A worker stopped or dead is replaced, never reused."""
         target = f"{type(processor).__module__}:{type(processor).__qualname__}"
         order = JobOrder(target, params, ctx_meta, input_path, output_path)
         worker = self._dispatch(order)
         kept = False
         try:
-            done = self._await(worker, stop, on_progress, on_emit)
+            done = self._await(worker, stop, on_progress)
             kept = self._give_back(worker, done)
             verdict = done.verdict
             if verdict[0] != "ok":
                 raise rebuild(verdict)
-            _, filename, content_type, size, sha256, emitted = verdict
-            output = None if filename is None else Written(filename, content_type, size, sha256)
-            return Made(output, [Written(*fields) for fields in emitted])
+            _, filename, content_type, size, sha256 = verdict
+            return Output(filename, content_type), size, sha256
         finally:
             if not kept:
                 self._retire(worker)
@@ -221,11 +217,7 @@ class WorkerPool:
             self._retire(worker)  # died while it waited (the OOM killer...): replaced
 
     def _await(
-        self,
-        worker: _Worker,
-        stop: threading.Event,
-        on_progress: Callable[[float], None],
-        on_emit: Callable[[], str],
+        self, worker: _Worker, stop: threading.Event, on_progress: Callable[[float], None]
     ) -> Done:
         while True:
             if stop.is_set():
@@ -238,9 +230,6 @@ class WorkerPool:
                     raise ChildDied(worker.process.exitcode) from None
                 if isinstance(message, Done):
                     return message
-                if message == EMIT:
-                    worker.conn.send(_emitted(on_emit))
-                    continue
                 on_progress(message[1])
                 continue
             if not worker.process.is_alive() and not worker.conn.poll():
@@ -288,14 +277,6 @@ class WorkerPool:
             workers = list(self._all)
         for worker in workers:
             worker.signal_kill()
-
-
-def _emitted(on_emit: Callable[[], str]) -> tuple[str, Any]:
-    """The answer to a worker's `EMIT`: a new file's path, or the error it gets instead."""
-    try:
-        return ("emitted", on_emit())
-    except Exception as exc:
-        return ("refused", error_verdict(exc))
 
 
 def _forkserver() -> Any:

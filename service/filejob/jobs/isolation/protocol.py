@@ -1,18 +1,11 @@
 """What the server and a worker say to each other over their pipe, and what a worker's death
 means.
 
-Server -> worker: a `JobOrder` per job. Worker -> server, per job: ("progress", fraction) and
-`EMIT` any number of times, then a `Done`: the processor's `verdict`, whether nothing the job
-started is left (`clean`), and how far the worker's RSS has grown over its warm size (`growth`,
-bytes). `EMIT` (the processor called `ctx.emit()`) asks for another output file: the server
-answers at once with ("emitted", path), a named temp file of its own for the worker to fill,
-or with ("refused", verdict), an error verdict the processor gets raised.
-
-A verdict is ("ok", filename, content_type, size, sha256, emitted) or ("error", kind, code,
-text). `filename` and `content_type` are None when `run()` returned no `Output`; `emitted` is
-a (filename, content_type, size, sha256) per emitted output, in the order they were asked
-for. Errors cross the boundary as data and are raised again on the server's side (`rebuild`).
-"""
+Server -> worker: a `JobOrder` per job. Worker -> server, per job: ("progress", fraction) any
+number of times, then a `Done`: the processor's `verdict`, whether nothing the job started is
+left (`clean`), and how far the worker's RSS has grown over its warm size (`growth`, bytes).
+A verdict is ("ok", filename, content_type, size, sha256) or ("error", kind, code, text):
+errors cross the boundary as data and are raised again on the server's side (`rebuild`)."""
 
 from __future__ import annotations
 
@@ -22,7 +15,6 @@ from typing import Any, NamedTuple
 from filejob.processors.base import ProcessingError, RetryableError
 
 Verdict = tuple[Any, ...]
-EMIT = ("emit",)
 
 
 class JobOrder(NamedTuple):
