@@ -167,7 +167,10 @@ def test_ctrl_c_while_following_detaches_and_says_how_to_cancel(
     code, out, err = interrupt(process)
     assert code == INTERRUPTED, err
     printed = {line.split("\t")[0]: line.split("\t")[1:] for line in out.splitlines()}
-    assert set(printed) == set(ids) and all(status == "running" for status, _ in printed.values())
+    # Each as the CLI last saw it: on a loaded machine its follow may not have had the
+    # `running` of a job the server started a moment ago.
+    assert set(printed) == set(ids)
+    assert all(status in ("queued", "running") for status, _ in printed.values()), printed
     assert "these jobs keep running on the server" in err
     [hint] = [line for line in err.splitlines() if "filejob cancel" in line]
     assert sorted(hint.split("filejob cancel ")[1].split()) == sorted(ids)
