@@ -49,7 +49,7 @@ class Relay:
             try:
                 upstream = socket.create_connection(self.upstream)
             except OSError:
-                _close(downstream)
+                close_sockets(downstream)
                 continue
             doomed = threading.Event()  # this connection's next answer is swallowed
             threading.Thread(
@@ -86,7 +86,7 @@ class Relay:
         except OSError:
             pass
         finally:
-            _close(source, target)
+            close_sockets(source, target)
 
     def _down(self, source: socket.socket, target: socket.socket, doomed: threading.Event) -> None:
         try:
@@ -99,10 +99,11 @@ class Relay:
         except OSError:
             pass
         finally:
-            _close(source, target)
+            close_sockets(source, target)
 
 
-def _close(*sockets: socket.socket) -> None:
+def close_sockets(*sockets: socket.socket) -> None:
+    """Shut down and close each socket, whatever state it is in."""
     for sock in sockets:
         with suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

@@ -136,30 +136,18 @@ def _canonical_params(params_json: str | None) -> Any:
 async def complete(session: AsyncSession, claim: Claim, job_id: str) -> None:
     """In the transaction that inserts the job `job_id` (after its row): the key now names it.
     Raises `ClaimLost` if the claim is no longer this request's."""
-    result = await session.execute(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.owner == claim.owner,
-            IdempotencyKey.key == claim.key,
-            IdempotencyKey.token == claim.token,
-            IdempotencyKey.job_id.is_(None),
-        )
-        .values(
-            job_id=job_id,
-            fingerprint=claim.fingerprint,
-            expires_at=utcnow() + timedelta(seconds=claim.ttl),
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise ClaimLost(
-            "Another request took this Idempotency-Key over while this one was being stored.",
-            headers={"Retry-After": IN_FLIGHT_RETRY_AFTER},
-        )
+    await _complete(session, claim, job_id=job_id)
 
 
 async def complete_upload(session: AsyncSession, claim: Claim, upload_id: str) -> None:
     """In the transaction that adds the upload `upload_id`'s row: the key now names it.
     Raises `ClaimLost` if the claim is no longer this request's."""
+    await _complete(session, claim, upload_id=upload_id)
+
+
+async def _complete(session: AsyncSession, claim: Claim, **named: str) -> None:
+    """The claim's key names what `named` says (a job or an upload), if this request still
+    holds it and nothing has completed it."""
     result = await session.execute(
         update(IdempotencyKey)
         .where(
@@ -170,7 +158,7 @@ async def complete_upload(session: AsyncSession, claim: Claim, upload_id: str) -
             IdempotencyKey.upload_id.is_(None),
         )
         .values(
-            upload_id=upload_id,
+            **named,
             fingerprint=claim.fingerprint,
             expires_at=utcnow() + timedelta(seconds=claim.ttl),
         )

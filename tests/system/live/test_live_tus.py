@@ -16,7 +16,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
+from tests.support.relay import close_sockets
 from tests.support.servers import create_key, kill, start_server, stop_server
 from tests.support.services import postgres_database, s3_settings
 from tests.support.wait import wait_until
@@ -71,7 +72,7 @@ class Relay:
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream))
             except OSError:  # the server is down (killed, not started yet): as a client sees it
-                _close(downstream)
+                close_sockets(downstream)
                 continue
             threading.Thread(target=self._pump_up, args=(downstream, upstream), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, downstream), daemon=True).start()
@@ -83,7 +84,7 @@ class Relay:
         except OSError:
             pass
         finally:
-            _close(source, target)
+            close_sockets(source, target)
 
     def _pump_up(self, source: socket.socket, target: socket.socket) -> None:
         """Towards the server, counting, and cutting or holding where asked."""
@@ -109,14 +110,7 @@ class Relay:
         except OSError:
             pass
         finally:
-            _close(source, target)
-
-
-def _close(*sockets: socket.socket) -> None:
-    for sock in sockets:
-        with suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
+            close_sockets(source, target)
 
 
 @dataclass
